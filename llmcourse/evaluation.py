@@ -1,0 +1,144 @@
+"""The evaluation harness: the very same code makes the before (notebook 02) and the after (04) number.
+
+Same prompts, same greedy decoding, same stop rule, same extraction, same question subset.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+from dataclasses import dataclass, field
+
+from llmcourse import prompts as prompt_formats
+from llmcourse.generation import generate_batched
+from llmcourse.grading import extract_gold, grade
+from llmcourse.stats import wilson_interval
+
+
+@dataclass
+class EvalSettings:
+    """Everything that decides an evaluation's number; saved with the results and compared later."""
+
+    label: str  # "before", "after", "instruct", ...
+    model_id: str
+    adapter: str | None
+    prompt_format: str
+    dataset: str
+    split: str
+    subset_seed: int
+    subset_size: int
+    max_new_tokens: int
+    batch_size: int
+    profile: str
+    load_in_4bit: bool
+    compute_dtype: str
+    decoding: str = "greedy"
+    stop_strings: list[str] = field(default_factory=list)
+
+    # What must be equal for a before/after pair to be comparable.
+    COMPARED = ("prompt_format", "dataset", "split", "subset_seed", "max_new_tokens", "decoding", "stop_strings")
+
+
+@dataclass
+class EvalRun:
+    settings: EvalSettings
+    summary: dict
+    records: list[dict]
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ["torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate"]
+    found = {"python": platform.python_version()}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def summarize(records: list[dict], wall_time_s: float) -> dict:
+    """Accuracy (strict and flexible) with 95% Wilson intervals, format compliance, stop shares, speed."""
+    n = len(records)
+    strict = sum(r["strict_correct"] for r in records)
+    flexible = sum(r["flexible_correct"] for r in records)
+    tokens = sum(r["new_tokens"] for r in records)
+
+    def share(predicate) -> float:
+        return sum(1 for r in records if predicate(r)) / n if n else 0.0
+
+    return {
+        "n": n,
+        "strict_correct": strict,
+        "strict_accuracy": strict / n if n else 0.0,
+        "strict_ci95": list(wilson_interval(strict, n)),
+        "flexible_correct": flexible,
+        "flexible_accuracy": flexible / n if n else 0.0,
+        "flexible_ci95": list(wilson_interval(flexible, n)),
+        "format_compliance": share(lambda r: r["format_ok"]),
+        "stopped_share": share(lambda r: r["stop_reason"] != "length"),
+        "end_token_share": share(lambda r: r["stop_reason"] == "end_token"),
+        "mean_new_tokens": tokens / n if n else 0.0,
+        "wall_time_s": wall_time_s,
+        "tokens_per_s": tokens / wall_time_s if wall_time_s > 0 else 0.0,
+    }
+
+
+def evaluate(model, tokenizer, rows: list[dict], settings: EvalSettings, progress: bool = True) -> EvalRun:
+    """Generate an answer for every row, grade it, and return the summary and per-question records."""
+    texts = [prompt_formats.generation_prompt(r["question"], settings.prompt_format, tokenizer) for r in rows]
+    generations, stats = generate_batched(
+        model,
+        tokenizer,
+        texts,
+        batch_size=settings.batch_size,
+        max_new_tokens=settings.max_new_tokens,
+        end_token_ids=prompt_formats.end_token_ids(tokenizer, settings.prompt_format),
+        stop_strings=tuple(settings.stop_strings),
+        progress=progress,
+    )
+    records = []
+    for row, gen in zip(rows, generations, strict=True):
+        g = grade(gen.output, row["answer"])
+        records.append(
+            {
+                "id": row["id"],
+                "question": row["question"],
+                "prompt": gen.prompt,
+                "output": gen.output,
+                "gold": extract_gold(row["answer"]),
+                "strict": g.strict,
+                "flexible": g.flexible,
+                "strict_correct": g.strict_correct,
+                "flexible_correct": g.flexible_correct,
+                "format_ok": g.format_ok,
+                "stop_reason": gen.stop_reason,
+                "new_tokens": gen.new_tokens,
+            }
+        )
+    summary = summarize(records, stats.wall_time_s)
+    summary["batch_size_used"] = stats.batch_size
+    summary["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return EvalRun(settings, summary, records)
+
+
+def format_summary(run: EvalRun) -> str:
+    """A few lines for the learner: accuracy with its interval, format, stops, speed."""
+    s = run.summary
+    lo, hi = s["strict_ci95"]
+    flo, fhi = s["flexible_ci95"]
+    return "\n".join(
+        [
+            f"{run.settings.label}: {run.settings.model_id}"
+            + (f" + adapter {run.settings.adapter}" if run.settings.adapter else ""),
+            f"  strict accuracy   {s['strict_accuracy']:6.1%}  (95% CI {lo:.1%} to {hi:.1%}, "
+            f"{s['strict_correct']}/{s['n']})",
+            f"  flexible accuracy {s['flexible_accuracy']:6.1%}  (95% CI {flo:.1%} to {fhi:.1%})",
+            f"  format '#### N'   {s['format_compliance']:6.1%}",
+            f"  stopped by itself {s['stopped_share']:6.1%}  (end token {s['end_token_share']:.1%})",
+            f"  mean new tokens   {s['mean_new_tokens']:6.1f}",
+            f"  wall time         {s['wall_time_s']:6.1f} s  ({s['tokens_per_s']:.1f} tokens/s)",
+        ]
+    )

@@ -1,0 +1,196 @@
+"""Plumbing around TRL's SFTTrainer: precision fix, label-mask display, budgets, checkpoints, adapters."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from llmcourse.troubleshooting import CourseError
+
+
+def keep_trainable_weights_in_fp32(model) -> int:
+    """Cast the trainable (LoRA) weights to fp32; return how many tensors were cast.
+
+    TRL casts a quantized model's trainable weights to bf16 when it builds the trainer (trl 1.16,
+    sft_trainer.py). fp16 mixed precision on a T4 then fails in the gradient scaler with
+    ``_amp_foreach_non_finite_check_and_unscale_cuda not implemented for 'BFloat16'`` (trl#4901),
+    and on a CPU bf16 LoRA weights are slower. Call this after ``SFTTrainer(...)``, before ``train()``.
+    """
+    cast = 0
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
+            cast += 1
+    return cast
+
+
+def trainable_parameters(model) -> tuple[int, int]:
+    """(trainable, total) parameter counts; 4-bit packed weights count as the numbers they hold."""
+    trainable = total = 0
+    for param in model.parameters():
+        count = param.numel()
+        if param.__class__.__name__ == "Params4bit":
+            count *= 2  # two 4-bit numbers per stored byte
+        total += count
+        if param.requires_grad:
+            trainable += count
+    return trainable, total
+
+
+def lora_parameter_count(shapes: dict[str, tuple[int, int]], layers: int, rank: int) -> int:
+    """LoRA adds A (r x in) and B (out x r) to each adapted matrix: r * (in + out) per matrix per layer."""
+    return layers * sum(rank * (n_in + n_out) for n_in, n_out in shapes.values())
+
+
+def llama_linear_shapes(config) -> dict[str, tuple[int, int]]:
+    """(in, out) of each linear layer in one Llama decoder layer, from a ``LlamaConfig``."""
+    hidden = config.hidden_size
+    head_dim = getattr(config, "head_dim", None) or hidden // config.num_attention_heads
+    kv = config.num_key_value_heads * head_dim
+    inter = config.intermediate_size
+    return {
+        "q_proj": (hidden, config.num_attention_heads * head_dim),
+        "k_proj": (hidden, kv),
+        "v_proj": (hidden, kv),
+        "o_proj": (config.num_attention_heads * head_dim, hidden),
+        "gate_proj": (hidden, inter),
+        "up_proj": (hidden, inter),
+        "down_proj": (inter, hidden),
+    }
+
+
+def label_mask_rows(tokenizer, input_ids: list[int], labels: list[int]) -> list[tuple[str, bool]]:
+    """(token text, carries loss) for each token of one tokenized training example."""
+    tokens = tokenizer.convert_ids_to_tokens(input_ids)
+    return [(tokenizer.convert_tokens_to_string([t]), label != -100) for t, label in zip(tokens, labels, strict=True)]
+
+
+def format_label_mask(rows: list[tuple[str, bool]]) -> str:
+    """The example as text with the loss-carrying part in [[...]]: what the model is trained to write."""
+    out, inside = [], False
+    for text, loss in rows:
+        if loss and not inside:
+            out.append("[[")
+        if not loss and inside:
+            out.append("]]")
+        inside = loss
+        out.append(text)
+    if inside:
+        out.append("]]")
+    return "".join(out)
+
+
+@dataclass
+class Budget:
+    """A prediction of peak GPU memory and minutes for one training run, with the arithmetic shown."""
+
+    weights_gb: float
+    lora_and_optimizer_gb: float
+    activations_gb: float
+    peak_gb: float
+    tokens: int
+    minutes: float
+    basis: str
+
+    def table(self) -> str:
+        return "\n".join(
+            [
+                f"  4-bit base weights      {self.weights_gb:6.2f} GB",
+                f"  LoRA + grads + Adam     {self.lora_and_optimizer_gb:6.2f} GB",
+                f"  activations + logits    {self.activations_gb:6.2f} GB",
+                f"  predicted peak          {self.peak_gb:6.2f} GB",
+                f"  tokens to train on      {self.tokens:,}",
+                f"  predicted time          {self.minutes:6.1f} min  ({self.basis})",
+            ]
+        )
+
+
+# Training throughput in tokens/s per billion parameters, per profile, for QLoRA with the profile's
+# settings. cpu: measured on a 2-core machine (SmolLM2-135M, NF4, fp32, batch 8). t4: an ESTIMATE,
+# derived from the T4's 65 fp16 TFLOP/s at the ~12% utilisation commonly reported for QLoRA with
+# gradient checkpointing (8 * params FLOPs per token: forward, backward, recompute), not measured on a T4.
+# ampere: an ESTIMATE for an A100-class GPU (312 bf16 TFLOP/s at ~20%).
+THROUGHPUT_TOKENS_PER_S_PER_BPARAM = {
+    "cpu": 22.0,
+    "smoke": 22.0,
+    "t4": 65e12 * 0.12 / 8 / 1e9,
+    "ampere": 312e12 * 0.20 / 8 / 1e9,
+}
+
+
+def predict_budget(
+    *,
+    n_params: float,
+    hidden_size: int,
+    layers: int,
+    vocab_size: int,
+    lora_params: int,
+    token_lengths: list[int],
+    batch_size: int,
+    grad_accum: int,
+    steps: int,
+    gradient_checkpointing: bool,
+    profile: str,
+) -> Budget:
+    """Predict peak memory and minutes from the model's shape and the dataset's real token lengths."""
+    weights = n_params * 0.5 * 1.03 / 1e9  # NF4: half a byte per weight, ~3% for the (double-quantized) scales
+    lora_opt = lora_params * 4 * 4 / 1e9  # fp32 weight, gradient and Adam's two moments
+    lengths = sorted(token_lengths)
+    longest = lengths[-1] if lengths else 0
+    # Batches are padded to their longest row: a high percentile of the real lengths.
+    seq = lengths[min(len(lengths) - 1, int(0.95 * len(lengths)))] if lengths else 0
+    seq = max(seq, min(longest, seq))
+    per_layer = 2 if gradient_checkpointing else 34  # bytes per hidden unit per token kept for backward
+    acts = batch_size * seq * hidden_size * layers * per_layer / 1e9
+    logits = batch_size * seq * vocab_size * 4 * 2 / 1e9  # fp32 logits and their gradient
+    activations = acts + logits
+    overhead = 0.6 if profile in ("t4", "ampere") else 0.0  # CUDA context and allocator slack
+    peak = weights + lora_opt + activations + overhead
+    mean_len = sum(lengths) / len(lengths) if lengths else 0
+    tokens = int(mean_len * batch_size * grad_accum * steps)
+    rate = THROUGHPUT_TOKENS_PER_S_PER_BPARAM[profile] / max(n_params / 1e9, 1e-9)
+    minutes = tokens / rate / 60
+    basis = "measured rate on this kind of machine" if profile in ("cpu", "smoke") else "ESTIMATE, not measured"
+    return Budget(weights, lora_opt, activations, peak, tokens, minutes, basis)
+
+
+def steps_for(rows: int, batch_size: int, grad_accum: int, max_steps: int) -> int:
+    """Optimizer steps the trainer will take: ``max_steps`` if set, else one epoch."""
+    return max_steps if max_steps > 0 else math.ceil(rows / (batch_size * grad_accum))
+
+
+def last_checkpoint(output_dir: Path) -> str | None:
+    """The newest ``checkpoint-N`` folder that is complete, or None (then training starts fresh)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return None
+    return get_last_checkpoint(str(output_dir))
+
+
+def check_adapter(adapter_dir: Path, base_model_id: str) -> dict:
+    """The adapter's config, after checking it exists and was trained for this base model."""
+    adapter_dir = Path(adapter_dir)
+    config_path = adapter_dir / "adapter_config.json"
+    if not config_path.exists():
+        raise CourseError("missing_adapter", f"no adapter in {adapter_dir}", path=adapter_dir)
+    config = json.loads(config_path.read_text())
+    trained_on = config.get("base_model_name_or_path")
+    if trained_on and _model_name(trained_on) != _model_name(base_model_id):
+        raise CourseError(
+            "adapter_base_mismatch",
+            f"the adapter in {adapter_dir} was trained on {trained_on!r}, not {base_model_id!r}",
+            adapter_base=trained_on,
+            base=base_model_id,
+        )
+    return config
+
+
+def _model_name(model_id: str) -> str:
+    """Compare a Hub id and a local copy of it by their last path part."""
+    return str(model_id).rstrip("/").replace(":", "/").split("/")[-1].lower()

@@ -1,0 +1,397 @@
+"""The one catalogue of failure messages: what the learner sees, why it happened, what to do.
+
+Every helper that can fail in a way a learner should understand raises ``CourseError(key, ...)`` with a
+key from ``PROBLEMS``, so a broken cell ends in three lines (what, why, what to do) instead of a long
+traceback, and the README's troubleshooting table (``markdown_table()``) is generated from the same text.
+
+    >>> err = CourseError("out_of_memory_generation", "batch of 16 did not fit", suggestion=8)
+    >>> print(err)  # doctest: +ELLIPSIS
+    GPU out of memory during generation: batch of 16 did not fit
+    Why: ...
+    What to do: Lower EVAL_BATCH_SIZE to 8 ...
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from llmcourse.profiles import LLAMA_BASE, LLAMA_BASE_UNGATED
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One failure the course knows about. ``cause`` and ``fix`` may hold ``{name}`` fields."""
+
+    key: str
+    symptom: str  # what the learner sees, short
+    cause: str  # why it happened
+    fix: str  # exact steps
+    # Readable stand-ins for this problem's fields, used when the caller leaves them out.
+    defaults: tuple[tuple[str, str], ...] = ()
+
+    def render(self, text: str, values: Mapping[str, Any] | None = None) -> str:
+        """``text`` (this problem's symptom, cause or fix) with its fields filled."""
+        return fill(text, {**dict(self.defaults), **(values or {})})
+
+
+# Readable stand-ins for fields a caller did not fill, so a message never shows a bare "{name}".
+DEFAULTS: dict[str, str] = {
+    "model_id": LLAMA_BASE,
+    "fallback": LLAMA_BASE_UNGATED,
+    "profile": "t4",
+    "suggestion": "half its current value",
+    "row": "?",
+    "field": "?",
+    "source": "the dataset file",
+    "reason": "see the detail above",
+    "path": "the expected file",
+    "differences": "see the detail above",
+    "adapter_base": "another base model",
+    "needed_gb": "more",
+    "free_gb": "less",
+    "packages": "some packages",
+    "label": "before",
+    "notebook": "notebook 02 (02_dataset_and_baseline)",
+}
+
+_RESTART = "Runtime > Restart session (Jupyter: Kernel > Restart Kernel)"
+
+_PROBLEM_LIST = [
+    Problem(
+        key="no_gpu",
+        symptom="No GPU found",
+        cause=(
+            "The {profile} profile runs Llama 3.1 8B on a GPU, but PyTorch sees no CUDA device: the runtime "
+            "has no GPU attached, or Colab's free GPU quota is used up for today."
+        ),
+        fix=(
+            "In Colab: Runtime > Change runtime type > Hardware accelerator: T4 GPU > Save, then run the "
+            "notebook from the top (the runtime restarts, so setup runs again). No GPU available? Set "
+            "PROFILE = 'cpu' in the parameters cell: the same steps with SmolLM2-135M on the CPU, offline."
+        ),
+    ),
+    Problem(
+        key="missing_token",
+        symptom="No Hugging Face token found",
+        cause=(
+            "{model_id} is a gated model: the Hub serves it only to a logged-in account that accepted Meta's "
+            "licence, and no HF_TOKEN was found in Colab Secrets or in the environment."
+        ),
+        fix=(
+            "1) Make a read token at https://huggingface.co/settings/tokens. 2) In Colab, click the key icon "
+            "(Secrets) in the left sidebar, add a secret named HF_TOKEN with the token as its value, and switch "
+            "on 'Notebook access' for this notebook; outside Colab, export HF_TOKEN in the shell before "
+            "starting Jupyter. 3) Accept the licence at https://huggingface.co/{model_id} if you have not yet. "
+            "4) Run this cell again. Never paste the token into a notebook cell: it would be saved with it."
+        ),
+    ),
+    Problem(
+        key="invalid_token",
+        symptom="Hugging Face rejected the token (401 Unauthorized)",
+        cause="The token found in HF_TOKEN is mistyped, expired or revoked, so the Hub does not accept it.",
+        fix=(
+            "Make a new read token at https://huggingface.co/settings/tokens, paste it as the value of the "
+            "HF_TOKEN secret (key icon panel in Colab; check for spaces before or after it), and run this "
+            "cell again."
+        ),
+    ),
+    Problem(
+        key="gated_no_access",
+        symptom="No access to the gated model (403 Forbidden)",
+        cause=(
+            "Your token works, but your account is not (yet) on the list of users allowed to download "
+            "{model_id}: Meta's licence must be accepted on the model page and the request approved, which "
+            "usually takes minutes to a few hours."
+        ),
+        fix=(
+            "Open https://huggingface.co/{model_id}, log in, accept the licence, and wait for the approval "
+            "e-mail (the status is at https://huggingface.co/settings/gated-repos); then run this cell again. "
+            "With a fine-grained token, also tick 'Read access to contents of all public gated repos you can "
+            "access' in its settings. To go on right now, set MODEL_ID = '{fallback}' in the parameters cell: "
+            "an ungated copy of the same weights."
+        ),
+    ),
+    Problem(
+        key="repo_not_found",
+        symptom="Model not found on the Hugging Face Hub",
+        cause=(
+            "The Hub has no repository {model_id} that this request may see: the name has a typo (case "
+            "matters), or it is a private or gated repository asked for without a valid token."
+        ),
+        fix=(
+            "Check MODEL_ID in the parameters cell against the model page (e.g. " + LLAMA_BASE + "). For a "
+            "gated or private model, add your token as the HF_TOKEN secret (key icon panel in Colab, with "
+            "'Notebook access' on) and run this cell again."
+        ),
+    ),
+    Problem(
+        key="hub_unreachable",
+        symptom="Cannot reach the Hugging Face Hub",
+        cause=(
+            "There is no working network connection to huggingface.co ({reason}): Wi-Fi down, a firewall "
+            "or proxy, HF_HUB_OFFLINE=1 set, or the Hub itself is having trouble."
+        ),
+        fix=(
+            "Check the connection and run this cell again (in Colab: Runtime > Disconnect and delete runtime, "
+            "then reconnect). If HF_HUB_OFFLINE=1 is set and the model is not cached, unset it. On bad "
+            "workshop Wi-Fi, set PROFILE = 'cpu' in the parameters cell: that track uses a small model and "
+            "the project's own data/ and works offline."
+        ),
+    ),
+    Problem(
+        key="out_of_memory_training",
+        symptom="GPU out of memory during training",
+        cause=(
+            "The activations for a batch of {batch_size} sequences of up to {max_length} tokens do not fit in "
+            "GPU memory next to the 4-bit model, the LoRA weights and the optimizer state."
+        ),
+        defaults=(("batch_size", "BATCH_SIZE"), ("max_length", "MAX_LENGTH")),
+        fix=(
+            "In the parameters cell lower BATCH_SIZE to {suggestion} and raise GRAD_ACCUM by the same factor "
+            "(the effective batch BATCH_SIZE x GRAD_ACCUM, and so the result, stays the same); if that is not "
+            "enough, lower MAX_LENGTH (e.g. 384) and keep GRADIENT_CHECKPOINTING = True. Then "
+            + _RESTART
+            + " and run from the top: memory held by the failed step is only given back by a restart. "
+            "Checkpoints already saved are kept."
+        ),
+    ),
+    Problem(
+        key="out_of_memory_generation",
+        symptom="GPU out of memory during generation",
+        cause=(
+            "Generating for {batch_size} questions at once, up to {max_new_tokens} new tokens each, needs more "
+            "memory than is free: the key-value cache grows with batch size x length."
+        ),
+        defaults=(("batch_size", "EVAL_BATCH_SIZE"), ("max_new_tokens", "MAX_NEW_TOKENS")),
+        fix=(
+            "Lower EVAL_BATCH_SIZE to {suggestion} in the parameters cell (or lower MAX_NEW_TOKENS) and run "
+            "this cell again: the answers are the same, it only takes longer. If even EVAL_BATCH_SIZE = 1 "
+            "fails, " + _RESTART + " to free memory left over from earlier cells, and run from the top."
+        ),
+    ),
+    Problem(
+        key="bad_dataset_row",
+        symptom="Bad row in the dataset",
+        cause="Row {row} of {source} has a problem in the field '{field}': {reason}.",
+        fix=(
+            "Fix or delete that row (every line is a JSON object with 'question' and 'answer', and the answer "
+            "ends in '#### <number>'), or restore the original file from a fresh copy of the course "
+            "repository; then run this cell again."
+        ),
+    ),
+    Problem(
+        key="missing_adapter",
+        symptom="No fine-tuned LoRA adapter found",
+        cause=(
+            "{path} holds no LoRA adapter (adapter_config.json and adapter_model.safetensors). The adapter is "
+            "made by notebook 03 (fine-tuning)."
+        ),
+        fix=(
+            "Run notebook 03 first (on Colab it saves the adapter to Google Drive), or set ADAPTER_DIR in the "
+            "parameters cell to the folder of a copy (on Google Drive, or downloaded from the Hub), then run "
+            "this cell again."
+        ),
+    ),
+    Problem(
+        key="missing_results",
+        symptom="No saved '{label}' results found",
+        cause="{path} holds no '{label}' results. They are made by {notebook}.",
+        fix=(
+            "Run {notebook} first with the same PROFILE and MODEL_ID (on Colab its results are kept on Google "
+            "Drive, so a fresh runtime finds them), then run this cell again."
+        ),
+    ),
+    Problem(
+        key="results_mismatch",
+        symptom="Saved results are not comparable with this run",
+        cause=(
+            "The results in {path} were made with other settings ({differences}). A before/after comparison "
+            "is only fair on the same questions, the same prompt format and the same base model."
+        ),
+        fix=(
+            "Run notebook 02 again with the current settings (same PROFILE, MODEL_ID, EVAL_SIZE, seed and "
+            "prompt format), or set this notebook's parameters to match the saved run. Earlier results are "
+            "kept, not overwritten."
+        ),
+    ),
+    Problem(
+        key="adapter_base_mismatch",
+        symptom="The adapter does not fit this base model",
+        cause=(
+            "The adapter in {path} was trained on {adapter_base}, but this notebook loaded {model_id}. LoRA "
+            "weights only fit the base model they were trained on (a copy of the same weights, such as the "
+            "ungated mirror, is fine; another model is not)."
+        ),
+        fix=(
+            "Set MODEL_ID = '{adapter_base}' in the parameters cell and run from the top, or train an adapter "
+            "for {model_id} with notebook 03."
+        ),
+    ),
+    Problem(
+        key="low_disk",
+        symptom="Not enough free disk space",
+        cause="This step needs about {needed_gb} GB free on {path}, but only {free_gb} GB is free.",
+        fix=(
+            "Free some space and run this cell again: delete old checkpoints in outputs/ (keep the newest), "
+            "list cached models with !hf cache ls and remove ones you do not need with "
+            "!hf cache rm model/<name>, or in Colab start over on a fresh disk with Runtime > Disconnect and "
+            "delete runtime (save anything you need to Google Drive first)."
+        ),
+    ),
+    Problem(
+        key="version_mismatch",
+        symptom="Package versions do not match what the course needs",
+        cause=(
+            "{packages}. The setup cell installs the pinned versions, but a package that Python had already "
+            "imported stays old in the running session until it restarts."
+        ),
+        fix=(
+            _RESTART + ", then run the notebook from the top, setup cell included. This is needed once: "
+            "after the restart the new versions are used. If a package is still missing or wrong after that, "
+            "run the setup cell (colab_setup.sh) again and read its output for errors."
+        ),
+    ),
+    Problem(
+        key="malformed_results",
+        symptom="A results file cannot be read",
+        cause=(
+            "{path} is not a valid results file ({reason}). It may have been cut short by a disconnect while "
+            "it was being written, or edited by hand."
+        ),
+        fix=(
+            "Rename or delete {path} and run the notebook that made it again (02 for the baseline, 04 for the "
+            "fine-tuned model); other result files beside it are not affected."
+        ),
+    ),
+    Problem(
+        key="amp_bf16_mismatch",
+        symptom="fp16 training fails on bfloat16 weights",
+        cause=(
+            "The error \"_amp_foreach_non_finite_check_and_unscale_cuda not implemented for 'BFloat16'\" means "
+            "fp16 mixed precision met trainable LoRA weights in bf16: TRL casts them to bf16 when the model is "
+            "quantized, and a T4 trains in fp16."
+        ),
+        fix=(
+            "Run the cell that casts the trainable weights to float32 after building the trainer (the t4 "
+            "profile does this), or set PROFILE = 't4' so that fp16 = True goes with fp32 LoRA weights; then "
+            "build the trainer again."
+        ),
+    ),
+    Problem(
+        key="low_ram",
+        symptom="Not enough RAM",
+        cause="This step needs about {needed_gb} GB of RAM, but the machine has {free_gb} GB.",
+        fix=(
+            "Skip this optional step (e.g. keep the adapter separate instead of merging it into a 16-bit "
+            "model), or run it on a machine with more RAM (Colab Pro high-RAM runtime or a local machine)."
+        ),
+    ),
+]
+
+PROBLEMS: dict[str, Problem] = {problem.key: problem for problem in _PROBLEM_LIST}
+
+
+class _Fields(dict):
+    """Mapping for ``format_map`` that falls back to a readable default instead of raising KeyError."""
+
+    def __missing__(self, name: str) -> str:
+        return DEFAULTS.get(name, f"<{name}>")
+
+
+class _LenientFormatter(string.Formatter):
+    """Fills ``{name}`` fields; a wrong format spec or an odd field shows the value as is, never raises."""
+
+    def get_value(self, key: Any, args: Any, kwargs: Any) -> Any:
+        return kwargs[key] if isinstance(key, str) else f"<{key}>"
+
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
+        try:
+            return super().get_field(field_name, args, kwargs)
+        except (AttributeError, IndexError, KeyError, TypeError):
+            return f"<{field_name}>", field_name
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        try:
+            return super().format_field(value, format_spec)
+        except (TypeError, ValueError):
+            return str(value)
+
+
+_FORMATTER = _LenientFormatter()
+
+
+def fill(template: str, values: Mapping[str, Any] | None = None) -> str:
+    """Fill ``{name}`` fields of ``template`` from ``values``; missing ones get a readable default."""
+    fields = _Fields(values or {})
+    try:
+        return _FORMATTER.vformat(template, (), fields)
+    except ValueError:  # unbalanced braces in the template: show it unfilled rather than fail
+        return template
+
+
+class CourseError(RuntimeError):
+    """A failure from the catalogue: ``str(err)`` says what happened, why, and what to do.
+
+    ``CourseError(key, detail="", **values)``: ``key`` picks the ``Problem``; ``detail`` is this case's
+    specifics (shown after the symptom); ``values`` fill the ``{name}`` fields of the cause and the fix.
+    """
+
+    def __init__(self, key: str, detail: str = "", **values: Any) -> None:
+        if key not in PROBLEMS:
+            raise KeyError(f"Unknown problem key {key!r}. Known keys: {', '.join(PROBLEMS)}.")
+        self.key = key
+        self.problem = PROBLEMS[key]
+        self.detail = str(detail)
+        self.values = dict(values)
+        super().__init__(self.message)
+
+    @property
+    def symptom(self) -> str:
+        return self.problem.render(self.problem.symptom, self.values)
+
+    @property
+    def cause(self) -> str:
+        return self.problem.render(self.problem.cause, self.values)
+
+    @property
+    def fix(self) -> str:
+        return self.problem.render(self.problem.fix, self.values)
+
+    @property
+    def message(self) -> str:
+        """Three lines: what happened (with the detail), why, what to do."""
+        first = f"{self.symptom}: {self.detail}" if self.detail else self.symptom
+        return f"{first}\nWhy: {self.cause}\nWhat to do: {self.fix}"
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword values do not survive the default exception pickling (multiprocessing, papermill).
+        return (_rebuild, (self.key, self.detail, self.values))
+
+
+def _rebuild(key: str, detail: str, values: dict[str, Any]) -> CourseError:
+    return CourseError(key, detail, **values)
+
+
+def explain(key: str, detail: str = "", **values: Any) -> str:
+    """The message of ``CourseError(key, detail, **values)``, for printing a warning without raising."""
+    return CourseError(key, detail, **values).message
+
+
+def _cell(text: str) -> str:
+    """Make text safe inside a Markdown table cell."""
+    return " ".join(text.split()).replace("\\", "\\\\").replace("|", "\\|")
+
+
+def markdown_table() -> str:
+    """A Markdown table "If you see | Why | Do this" made from ``PROBLEMS``, for the README."""
+    lines = ["| If you see | Why | Do this |", "|---|---|---|"]
+    for problem in PROBLEMS.values():
+        cells = (problem.render(problem.symptom), problem.render(problem.cause), problem.render(problem.fix))
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,254 @@
+"""Tests for llmcourse.profiles: choosing a profile, overriding its knobs, the table's consistency."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from llmcourse.profiles import (
+    ENV_VAR,
+    LLAMA_BASE,
+    PROFILE_NAMES,
+    PROFILES,
+    SMOLLM2,
+    TINY_LLAMA,
+    Profile,
+    detect_profile,
+    supports_bf16,
+    torch_dtype,
+)
+
+# --- detect_profile from the hardware ------------------------------------------------
+
+
+def test_no_gpu_gives_cpu() -> None:
+    profile = detect_profile(env={}, gpu=None)
+    assert profile.name == "cpu"
+    assert profile.model_id == SMOLLM2
+    assert "no CUDA GPU" in profile.reason
+
+
+def test_t4_gives_t4_with_fp16() -> None:
+    profile = detect_profile(env={}, gpu=("Tesla T4", (7, 5)))
+    assert profile.name == "t4"
+    assert profile.fp16 is True
+    assert profile.bf16 is False
+    assert profile.compute_dtype == "float16"
+    assert "7.5" in profile.reason
+    assert "Tesla T4" in profile.reason
+
+
+@pytest.mark.parametrize(
+    ("gpu_name", "capability", "cc"),
+    [("NVIDIA A100-SXM4-40GB", (8, 0), "8.0"), ("NVIDIA L4", (8, 9), "8.9"), ("NVIDIA H100 80GB HBM3", (9, 0), "9.0")],
+)
+def test_ampere_and_newer_give_ampere_with_bf16(gpu_name: str, capability: tuple[int, int], cc: str) -> None:
+    profile = detect_profile(env={}, gpu=(gpu_name, capability))
+    assert profile.name == "ampere"
+    assert profile.bf16 is True
+    assert profile.fp16 is False
+    assert profile.compute_dtype == "bfloat16"
+    assert cc in profile.reason
+
+
+@pytest.mark.parametrize("capability", [(6, 0), (7, 0), (7, 5)])
+def test_pre_ampere_gpus_give_t4(capability: tuple[int, int]) -> None:
+    assert detect_profile(env={}, gpu=("Some GPU", capability)).name == "t4"
+
+
+def test_detected_profile_equals_table_entry_apart_from_reason() -> None:
+    # ``reason`` is excluded from equality, everything else must be the table's values.
+    assert detect_profile(env={}, gpu=("Tesla T4", (7, 5))) == PROFILES["t4"]
+    assert detect_profile(env={}, gpu=None) == PROFILES["cpu"]
+    # The table itself is never mutated by detection.
+    assert PROFILES["t4"].reason == ""
+
+
+# --- precedence: requested > env > hardware ------------------------------------------
+
+
+def test_env_beats_hardware() -> None:
+    profile = detect_profile(env={ENV_VAR: "smoke"}, gpu=("NVIDIA A100", (8, 0)))
+    assert profile.name == "smoke"
+    assert profile.model_id == TINY_LLAMA
+    assert ENV_VAR in profile.reason
+
+
+def test_requested_beats_env_and_hardware() -> None:
+    profile = detect_profile("cpu", env={ENV_VAR: "smoke"}, gpu=("NVIDIA A100", (8, 0)))
+    assert profile.name == "cpu"
+    assert "parameters cell" in profile.reason
+
+
+def test_requested_name_is_normalised() -> None:
+    assert detect_profile("  T4 ", env={}, gpu=None).name == "t4"
+
+
+def test_empty_request_and_env_fall_through_to_hardware() -> None:
+    assert detect_profile("", env={ENV_VAR: ""}, gpu=("NVIDIA H100", (9, 0))).name == "ampere"
+
+
+def test_env_defaults_to_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_VAR, "smoke")
+    assert detect_profile(gpu=None).name == "smoke"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "source"),
+    [({"requested": "a100"}, "parameters cell"), ({"env": {ENV_VAR: "gpu"}}, ENV_VAR)],
+)
+def test_unknown_profile_names_the_choices(kwargs: dict, source: str) -> None:
+    kwargs.setdefault("env", {})
+    with pytest.raises(ValueError) as info:
+        detect_profile(gpu=None, **kwargs)
+    message = str(info.value)
+    for name in PROFILE_NAMES:
+        assert name in message
+    assert source in message
+
+
+# --- supports_bf16 ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("capability", "expected"),
+    [((7, 5), False), ((7, 0), False), ((6, 1), False), ((8, 0), True), ((8, 6), True), ((9, 0), True)],
+)
+def test_supports_bf16(capability: tuple[int, int], expected: bool) -> None:
+    assert supports_bf16(capability) is expected
+
+
+def test_supports_bf16_accepts_a_list() -> None:
+    # torch returns a tuple, but a capability read back from JSON is a list.
+    assert supports_bf16([8, 0]) is True
+    assert supports_bf16([7, 5]) is False
+
+
+# --- with_overrides ------------------------------------------------------------------
+
+
+def test_with_overrides_replaces_and_keeps_the_rest() -> None:
+    base = PROFILES["t4"]
+    changed = base.with_overrides(eval_size=50, learning_rate=1e-4)
+    assert changed.eval_size == 50
+    assert changed.learning_rate == 1e-4
+    assert changed.batch_size == base.batch_size
+    assert changed.model_id == base.model_id
+    # The original is untouched (frozen dataclass, copy returned).
+    assert base.eval_size == 200
+
+
+def test_with_overrides_none_keeps_default() -> None:
+    base = PROFILES["cpu"]
+    changed = base.with_overrides(eval_size=None, model_id=None, max_steps=7)
+    assert changed.eval_size == base.eval_size
+    assert changed.model_id == base.model_id
+    assert changed.max_steps == 7
+
+
+def test_with_overrides_is_case_insensitive() -> None:
+    changed = PROFILES["ampere"].with_overrides(EVAL_SIZE=10, Model_ID="x/y")
+    assert changed.eval_size == 10
+    assert changed.model_id == "x/y"
+
+
+def test_with_overrides_unknown_key_raises() -> None:
+    with pytest.raises(ValueError) as info:
+        PROFILES["t4"].with_overrides(eval_sise=10)
+    message = str(info.value)
+    assert "eval_sise" in message
+    assert "eval_size" in message  # the known settings are listed
+
+
+def test_with_overrides_unknown_key_raises_even_when_none() -> None:
+    with pytest.raises(ValueError):
+        PROFILES["t4"].with_overrides(lerning_rate=None)
+
+
+def test_with_overrides_keeps_reason() -> None:
+    detected = detect_profile(env={}, gpu=("Tesla T4", (7, 5)))
+    assert detected.with_overrides(eval_size=3).reason == detected.reason
+
+
+# --- the table ------------------------------------------------------------------------
+
+
+def test_table_has_every_profile_under_its_own_name() -> None:
+    assert set(PROFILES) == set(PROFILE_NAMES)
+    for name, profile in PROFILES.items():
+        assert profile.name == name
+
+
+def test_t4_settings() -> None:
+    t4 = PROFILES["t4"]
+    assert t4.fp16 is True and t4.bf16 is False
+    assert t4.compute_dtype == "float16"
+    assert t4.optim == "paged_adamw_8bit"
+    assert t4.gradient_checkpointing is True
+    assert t4.model_id == LLAMA_BASE
+    assert t4.load_in_4bit is True
+
+
+def test_ampere_settings() -> None:
+    ampere = PROFILES["ampere"]
+    assert ampere.bf16 is True and ampere.fp16 is False
+    assert ampere.compute_dtype == "bfloat16"
+    assert ampere.model_id == LLAMA_BASE
+
+
+@pytest.mark.parametrize("name", ["cpu", "smoke"])
+def test_cpu_profiles_are_fp32_without_checkpointing(name: str) -> None:
+    profile = PROFILES[name]
+    assert profile.compute_dtype == "float32"
+    assert profile.fp16 is False and profile.bf16 is False
+    assert profile.gradient_checkpointing is False
+    assert profile.dataset == "local"
+    assert not profile.uses_gpu
+
+
+@pytest.mark.parametrize("name", PROFILE_NAMES)
+def test_precision_flags_agree_with_compute_dtype(name: str) -> None:
+    profile = PROFILES[name]
+    assert not (profile.fp16 and profile.bf16)
+    assert profile.fp16 == (profile.compute_dtype == "float16")
+    assert profile.bf16 == (profile.compute_dtype == "bfloat16")
+    # Every compute dtype in the table is one torch_dtype knows.
+    torch_dtype(profile.compute_dtype)
+
+
+@pytest.mark.parametrize("name", PROFILE_NAMES)
+def test_lora_alpha_is_twice_r(name: str) -> None:
+    profile = PROFILES[name]
+    assert profile.lora_alpha == 2 * profile.lora_r
+
+
+def test_gpu_profiles_use_gpu() -> None:
+    assert PROFILES["t4"].uses_gpu and PROFILES["ampere"].uses_gpu
+
+
+def test_table_lists_every_setting() -> None:
+    text = PROFILES["smoke"].table()
+    assert text.splitlines()[0].startswith("profile 'smoke':")
+    for f in dataclasses.fields(Profile):
+        if f.name != "description":
+            assert f"  {f.name}" in text
+    assert "'offline:tiny-random-llama3'" in text
+
+
+# --- torch_dtype ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "dtype"),
+    [("float16", torch.float16), ("bfloat16", torch.bfloat16), ("float32", torch.float32)],
+)
+def test_torch_dtype(name: str, dtype: torch.dtype) -> None:
+    assert torch_dtype(name) is dtype
+
+
+@pytest.mark.parametrize("name", ["fp16", "float64", "", "Float16"])
+def test_torch_dtype_unknown_raises(name: str) -> None:
+    with pytest.raises(ValueError, match="float16"):
+        torch_dtype(name)
