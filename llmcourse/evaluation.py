@@ -30,7 +30,7 @@ class EvalSettings:
     max_new_tokens: int
     batch_size: int
     profile: str
-    load_in_4bit: bool
+    weight_format: str
     compute_dtype: str
     decoding: str = "greedy"
     stop_strings: list[str] = field(default_factory=list)

@@ -37,7 +37,7 @@ class Profile:
     name: str
     description: str
     model_id: str
-    load_in_4bit: bool
+    weight_format: str  # "nf4": the linear layers stored in 4-bit NormalFloat
     compute_dtype: str  # "float16" | "bfloat16" | "float32"
     dataset: str  # "openai/gsm8k" (Hub) or "local" (the project's data/)
     # evaluation
@@ -94,7 +94,7 @@ PROFILES: dict[str, Profile] = {
         name="t4",
         description="free Colab T4 or any pre-Ampere GPU: Llama 3.1 8B in NF4, fp16 compute",
         model_id=LLAMA_BASE,
-        load_in_4bit=True,
+        weight_format="nf4",
         compute_dtype="float16",
         dataset="openai/gsm8k",
         eval_size=200,
@@ -118,7 +118,7 @@ PROFILES: dict[str, Profile] = {
         name="ampere",
         description="L4 / A100 / H100: Llama 3.1 8B in NF4, bf16 compute, larger batches",
         model_id=LLAMA_BASE,
-        load_in_4bit=True,
+        weight_format="nf4",
         compute_dtype="bfloat16",
         dataset="openai/gsm8k",
         eval_size=400,
@@ -142,7 +142,7 @@ PROFILES: dict[str, Profile] = {
         name="cpu",
         description="no GPU or no Hub: SmolLM2-135M-Instruct in NF4 with fp32 compute, the project's data/",
         model_id=SMOLLM2,
-        load_in_4bit=True,
+        weight_format="nf4",
         compute_dtype="float32",
         dataset="local",
         eval_size=100,
@@ -167,7 +167,7 @@ PROFILES: dict[str, Profile] = {
         name="smoke",
         description="CI: a tiny random Llama with the real Llama 3 tokenizer, a few rows, minutes",
         model_id=TINY_LLAMA,
-        load_in_4bit=True,
+        weight_format="nf4",
         compute_dtype="float32",
         dataset="local",
         eval_size=8,

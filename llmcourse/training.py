@@ -124,7 +124,9 @@ THROUGHPUT_TOKENS_PER_S_PER_BPARAM = {
 
 def predict_budget(
     *,
-    n_params: float,
+    quantized_params: float,
+    other_params: float,
+    other_bytes: int,
     hidden_size: int,
     layers: int,
     vocab_size: int,
@@ -136,15 +138,20 @@ def predict_budget(
     gradient_checkpointing: bool,
     profile: str,
 ) -> Budget:
-    """Predict peak memory and minutes from the model's shape and the dataset's real token lengths."""
-    weights = n_params * 0.5 * 1.03 / 1e9  # NF4: half a byte per weight, ~3% for the (double-quantized) scales
+    """Predict peak memory and minutes from the model's shape and the dataset's real token lengths.
+
+    ``quantized_params`` are the weights stored in 4-bit; ``other_params`` (embeddings, output layer,
+    norms) stay in the compute dtype, ``other_bytes`` each.
+    """
+    # NF4: half a byte per weight, ~3% more for the (double-quantized) block scales
+    weights = (quantized_params * 0.5 * 1.03 + other_params * other_bytes) / 1e9
     lora_opt = lora_params * 4 * 4 / 1e9  # fp32 weight, gradient and Adam's two moments
     lengths = sorted(token_lengths)
-    longest = lengths[-1] if lengths else 0
-    # Batches are padded to their longest row: a high percentile of the real lengths.
+    # Batches are padded to their longest row: take a high percentile of the real lengths.
     seq = lengths[min(len(lengths) - 1, int(0.95 * len(lengths)))] if lengths else 0
-    seq = max(seq, min(longest, seq))
-    per_layer = 2 if gradient_checkpointing else 34  # bytes per hidden unit per token kept for backward
+    # Bytes kept for the backward pass per hidden unit, token and layer: the layer input alone with
+    # gradient checkpointing; ~34 without (Korthikanti et al. 2022, 16-bit activations).
+    per_layer = 2 if gradient_checkpointing else 34
     acts = batch_size * seq * hidden_size * layers * per_layer / 1e9
     logits = batch_size * seq * vocab_size * 4 * 2 / 1e9  # fp32 logits and their gradient
     activations = acts + logits
@@ -152,10 +159,24 @@ def predict_budget(
     peak = weights + lora_opt + activations + overhead
     mean_len = sum(lengths) / len(lengths) if lengths else 0
     tokens = int(mean_len * batch_size * grad_accum * steps)
+    n_params = quantized_params + other_params
     rate = THROUGHPUT_TOKENS_PER_S_PER_BPARAM[profile] / max(n_params / 1e9, 1e-9)
     minutes = tokens / rate / 60
-    basis = "measured rate on this kind of machine" if profile in ("cpu", "smoke") else "ESTIMATE, not measured"
+    basis = "measured rate on a 2-core CPU" if profile in ("cpu", "smoke") else "ESTIMATE, not measured"
     return Budget(weights, lora_opt, activations, peak, tokens, minutes, basis)
+
+
+def parameter_split(model) -> tuple[int, int]:
+    """(weights stored in 4-bit, other frozen weights) of a loaded model, LoRA weights left out."""
+    quantized = other = 0
+    for name, param in model.named_parameters():
+        if "lora_" in name:
+            continue
+        if param.__class__.__name__ == "Params4bit":
+            quantized += param.numel() * 2  # two 4-bit numbers per stored byte
+        else:
+            other += param.numel()
+    return quantized, other
 
 
 def steps_for(rows: int, batch_size: int, grad_accum: int, max_steps: int) -> int:

@@ -188,7 +188,7 @@ def test_t4_settings() -> None:
     assert t4.optim == "paged_adamw_8bit"
     assert t4.gradient_checkpointing is True
     assert t4.model_id == LLAMA_BASE
-    assert t4.load_in_4bit is True
+    assert t4.weight_format == "nf4"
 
 
 def test_ampere_settings() -> None:

@@ -39,7 +39,7 @@ def make_settings(label: str = "before", **changes) -> EvalSettings:
         max_new_tokens=256,
         batch_size=16,
         profile="t4",
-        load_in_4bit=True,
+        weight_format="nf4",
         compute_dtype="float16",
         stop_strings=["\nQuestion:"],
     )

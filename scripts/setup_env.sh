@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Creates (once) and activates the project's virtual environment in .venv, with everything the series
+# and its tests need. Sourced by scripts/run_series.sh and scripts/run_tests.sh; safe to run again.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+if [ ! -x .venv/bin/python ]; then
+  echo "Creating the virtual environment in .venv ..."
+  "${PYTHON:-python3}" -m venv .venv
+fi
+# shellcheck disable=SC1091
+source .venv/bin/activate
+export PYTHON="$ROOT/.venv/bin/python"
+python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+# torch (a CPU build where there is no GPU), the pinned libraries and the offline artefacts
+bash "$ROOT/colab_setup.sh"
+python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+python -m pip install -q --disable-pip-version-check --no-deps -e .
+python -m ipykernel install --sys-prefix --name python3 >/dev/null 2>&1 || true

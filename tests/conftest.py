@@ -1,0 +1,47 @@
+"""Shared fixtures: the real Llama 3 tokenizer and a tiny random Llama, built offline once per session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# No test touches the network: the Hub client must fail fast instead of retrying.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def llama3_tokenizer():
+    from llmcourse.offline_models import llama3_tokenizer
+
+    return llama3_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_path(tmp_path_factory):
+    from llmcourse.offline_models import tiny_llama_folder
+
+    return tiny_llama_folder(tmp_path_factory.mktemp("models") / "tiny-random-llama3")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_4bit(tiny_llama_path):
+    """The tiny Llama loaded as the notebooks load a model: NF4 weights, fp32 compute, on the CPU."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    from llmcourse.prompts import choose_pad_token
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_path)
+    tokenizer.pad_token = choose_pad_token(tokenizer)
+    config = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.float32,
+    )
+    model = AutoModelForCausalLM.from_pretrained(
+        tiny_llama_path, quantization_config=config, dtype=torch.float32, device_map="cpu"
+    )
+    return model, tokenizer

@@ -1,0 +1,160 @@
+"""Every notebook executes, top to bottom, in the smoke profile: the four lessons in order with the headless
+runner, then the workshop pre-check and the solution notebooks, each in a fresh kernel as on a fresh runtime.
+
+About 5 minutes on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from llmcourse import run_series
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def course_home(tmp_path_factory):
+    """A fresh place for results, adapter and checkpoints, seen by the notebooks' kernels too."""
+    home = tmp_path_factory.mktemp("course_home")
+    previous = os.environ.get("COURSE_HOME")
+    os.environ["COURSE_HOME"] = str(home)
+    yield home
+    if previous is None:
+        os.environ.pop("COURSE_HOME", None)
+    else:
+        os.environ["COURSE_HOME"] = previous
+
+
+@pytest.fixture(scope="module")
+def series(course_home, tmp_path_factory):
+    out = tmp_path_factory.mktemp("executed")
+    lines: list[str] = []
+    summary = run_series.run("smoke", run_series.NOTEBOOKS, {}, out, log=lines.append)
+    return summary, out, "\n".join(lines)
+
+
+def errors_in(path: Path) -> list[str]:
+    nb = nbformat.read(path, as_version=4)
+    return [f"{o.get('ename')}: {o.get('evalue')}" for c in nb.cells for o in c.get("outputs", [])
+            if o.get("output_type") == "error"]
+
+
+def text_of(path: Path) -> str:
+    nb = nbformat.read(path, as_version=4)
+    parts = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                parts.append(output.get("text", ""))
+            elif "data" in output:
+                parts.append(output["data"].get("text/plain", ""))
+    return "\n".join(parts)
+
+
+def test_the_series_executes_every_notebook_in_order(series, course_home):
+    summary, out, log = series
+    assert summary["status"] == "ok", log
+    assert list(summary["minutes"]) == run_series.NOTEBOOKS
+    for name in run_series.NOTEBOOKS:
+        executed = out / name
+        assert executed.exists()
+        assert errors_in(executed) == []
+        nb = nbformat.read(executed, as_version=4)
+        code_cells = [c for c in nb.cells if c.cell_type == "code"]
+        assert all(c.get("execution_count") for c in code_cells), f"{name}: a code cell did not run"
+    assert "before_strict" in summary and summary["questions"] == 8
+    assert json.loads((out / "summary.json").read_text())["status"] == "ok"
+
+
+def test_the_series_leaves_what_later_notebooks_need(series, course_home):
+    smoke = course_home / "smoke"
+    assert list((smoke / "results").glob("before_*.json"))
+    assert list((smoke / "results").glob("after_*.jsonl"))
+    assert (smoke / "adapter" / "adapter_config.json").exists()
+    log = json.loads((smoke / "adapter" / "training_log.json").read_text())
+    assert log["steps"] == log["total_steps"] == 4
+    for figure in ["01_nf4_codebook.png", "03_lora.png", "03_label_mask.png", "03_loss_curve.png",
+                   "04_before_after.png"]:
+        assert (smoke / "figures" / figure).stat().st_size > 10_000, figure
+
+
+def test_notebooks_show_the_learner_the_checkpoints(series):
+    _, out, _ = series
+    assert "GB in 4-bit" in text_of(out / "01_load_model_4bit.ipynb")
+    baseline = text_of(out / "02_dataset_and_baseline.ipynb")
+    assert "strict accuracy" in baseline and "95% CI" in baseline
+    training = text_of(out / "03_lora_sft_training.ipynb")
+    assert "[[" in training and "<|end_of_text|>]]" in training  # the label mask, end token inside
+    assert "predicted peak" in training and "min measured" in training
+    after = text_of(out / "04_evaluate_and_compare.ipynb")
+    assert "exact McNemar p" in after and "BEFORE" in after
+
+
+def test_running_training_again_resumes_instead_of_restarting(series, tmp_path):
+    summary = run_series.run("smoke", ["03_lora_sft_training.ipynb"], {}, tmp_path)
+    assert summary["status"] == "ok"
+    output = text_of(tmp_path / "03_lora_sft_training.ipynb")
+    assert "resuming from" in output and "checkpoint-4" in output
+    assert "steps done: 4 of 4" in output
+
+
+@pytest.mark.parametrize(
+    "notebook",
+    sorted(p.relative_to(NOTEBOOKS).as_posix() for p in [*NOTEBOOKS.glob("00_*.ipynb"),
+                                                         *NOTEBOOKS.glob("solutions/*.ipynb")]),
+)
+def test_precheck_and_solution_notebooks_execute(series, notebook, tmp_path):
+    import papermill as pm
+
+    source = NOTEBOOKS / notebook
+    target = tmp_path / source.name
+    pm.execute_notebook(str(source), str(target), parameters={"PROFILE": "smoke"}, cwd=str(source.parent),
+                        kernel_name="python3", progress_bar=False)
+    assert errors_in(target) == []
+
+
+def test_a_later_notebook_on_an_empty_drive_says_which_notebook_to_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_HOME", str(tmp_path / "empty"))
+    summary = run_series.run("smoke", ["04_evaluate_and_compare.ipynb"], {}, tmp_path / "out")
+    assert summary["status"].startswith("failed")
+    errors = errors_in(tmp_path / "out" / "04_evaluate_and_compare.ipynb")
+    assert any("CourseError" in e and "notebook 02" in e for e in errors), errors
+
+
+def test_every_notebook_has_one_parameters_cell_with_profile():
+    for path in sorted(NOTEBOOKS.rglob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, path
+        assert "PROFILE" in run_series.notebook_parameters(path), path
+        for line in tagged[0].source.splitlines():
+            assert line.count("=") <= 1, f"{path.name}: papermill cannot parse {line!r}"
+
+
+def test_no_transformers_4_keywords_anywhere():
+    """transformers 5 / TRL 1.x: quantization_config= and dtype= for models, processing_class= for trainers."""
+    sources = {p: p.read_text() for p in [*ROOT.glob("llmcourse/*.py"), *ROOT.glob("benchmarks/*.py")]}
+    for path in NOTEBOOKS.rglob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        sources[path] = "\n".join(c.source for c in nb.cells if c.cell_type == "code" and
+                                  not c.source.lstrip().startswith(("!", "%")))
+    for path, source in sources.items():
+        for node in ast.walk(ast.parse(source)):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+            keywords = {k.arg for k in node.keywords}
+            assert "torch_dtype" not in keywords, f"{path}: torch_dtype="
+            if name in ("from_pretrained", "from_config"):
+                assert not keywords & {"load_in_4bit", "load_in_8bit"}, f"{path}: {name}(load_in_4bit=)"
+            if name.endswith("Trainer"):
+                assert "tokenizer" not in keywords, f"{path}: {name}(tokenizer=)"

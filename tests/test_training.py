@@ -1,0 +1,233 @@
+"""Training plumbing against the real libraries: label masks, precision, parameter counts, resume, adapters.
+
+Every test uses the real Llama 3 tokenizer (through the tiny random Llama) and TRL's own SFTTrainer.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from llmcourse import prompts, training
+from llmcourse.troubleshooting import CourseError
+
+QUESTION = "Tom has 3 boxes of 12 pencils. He gives away 5 pencils. How many pencils does he have left?"
+SOLUTION = "Tom has 3*12 = 36 pencils.\nHe has 36-5 = 31 pencils left.\n#### 31"
+
+
+def load_tiny_4bit(path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer.pad_token = prompts.choose_pad_token(tokenizer)
+    model = AutoModelForCausalLM.from_pretrained(
+        path,
+        quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                               bnb_4bit_use_double_quant=True,
+                                               bnb_4bit_compute_dtype=torch.float32),
+        dtype=torch.float32,
+        device_map="cpu",
+    )
+    return model, tokenizer
+
+
+def make_trainer(path, output_dir, prompt_format="plain", rows=4, max_steps=2, save_steps=500, callbacks=None):
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    model, tokenizer = load_tiny_4bit(path)
+    data = Dataset.from_list(
+        [prompts.training_example(f"{QUESTION} (copy {i})", SOLUTION, prompt_format) for i in range(rows)]
+    )
+    config = SFTConfig(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=2,
+        max_steps=max_steps,
+        learning_rate=1e-3,
+        max_length=192,
+        completion_only_loss=True,
+        logging_steps=1,
+        save_steps=save_steps,
+        report_to="none",
+        use_cpu=True,
+        seed=7,
+        data_seed=7,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=data,
+        processing_class=tokenizer,
+        peft_config=LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear",
+                               task_type="CAUSAL_LM"),
+        callbacks=callbacks,
+    )
+    training.keep_trainable_weights_in_fp32(trainer.model)
+    return trainer, tokenizer
+
+
+@pytest.mark.parametrize(
+    ("prompt_format", "end_token", "target"),
+    [
+        ("plain", "<|end_of_text|>", " " + SOLUTION),
+        ("chat", "<|eot_id|>", SOLUTION),
+    ],
+)
+def test_only_the_answer_and_its_end_token_carry_loss(tiny_llama_path, tmp_path, prompt_format, end_token, target):
+    trainer, tok = make_trainer(tiny_llama_path, tmp_path, prompt_format)
+    example = trainer.train_dataset[0]
+    ids, labels = example["input_ids"], example["labels"]
+    carrying = [i for i, label in zip(ids, labels, strict=True) if label != -100]
+    # exactly the answer, then the end token: nothing of the question, the template or the padding
+    assert tok.decode(carrying) == target + end_token
+    assert carrying[-1] == tok.convert_tokens_to_ids(end_token)
+    first = next(i for i, label in enumerate(labels) if label != -100)
+    assert all(label == -100 for label in labels[:first])
+    assert all(label != -100 for label in labels[first:])  # no hole inside the answer
+    prompt_text = tok.decode(ids[:first])
+    assert QUESTION in prompt_text
+    if prompt_format == "chat":
+        assert prompt_text.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
+    else:
+        assert prompt_text.endswith("Answer:")
+
+
+def test_pad_token_is_not_the_end_token(llama3_tokenizer):
+    pad = prompts.choose_pad_token(llama3_tokenizer)
+    assert pad == "<|finetune_right_pad_id|>"
+    assert llama3_tokenizer.convert_tokens_to_ids(pad) == 128004 != llama3_tokenizer.eos_token_id
+
+
+def test_padding_in_a_batch_carries_no_loss_but_the_end_token_does(tiny_llama_path, tmp_path):
+    trainer, tok = make_trainer(tiny_llama_path, tmp_path)
+    rows = [trainer.train_dataset[i] for i in range(2)]
+    rows[1] = {**rows[1], "input_ids": rows[1]["input_ids"][:-3] + rows[1]["input_ids"][-1:],
+               "labels": rows[1]["labels"][:-3] + rows[1]["labels"][-1:]}  # make the rows differ in length
+    batch = trainer.data_collator([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
+    pad_positions = batch["input_ids"] == tok.pad_token_id
+    assert pad_positions.any()
+    assert (batch["labels"][pad_positions] == -100).all()
+    assert (batch["labels"] == tok.eos_token_id).sum() == 2  # each row's end token still carries loss
+
+
+def test_trl_casts_lora_to_bf16_and_we_restore_fp32(tiny_llama_path, tmp_path):
+    """Pitfall 1: TRL casts a quantized model's trainable weights to bf16 when it builds the trainer."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    model, tok = load_tiny_4bit(tiny_llama_path)
+    trainer = SFTTrainer(
+        model=model,
+        args=SFTConfig(output_dir=str(tmp_path), max_steps=1, report_to="none", use_cpu=True, max_length=64),
+        train_dataset=Dataset.from_list([prompts.training_example(QUESTION, SOLUTION, "plain")]),
+        processing_class=tok,
+        peft_config=LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"),
+    )
+    trainable = [p for p in trainer.model.parameters() if p.requires_grad]
+    assert {p.dtype for p in trainable} == {torch.bfloat16}  # what TRL 1.16 does; if this changes, revisit
+    cast = training.keep_trainable_weights_in_fp32(trainer.model)
+    assert cast == len(trainable)
+    assert {p.dtype for p in trainer.model.parameters() if p.requires_grad} == {torch.float32}
+    frozen = {p.dtype for p in trainer.model.parameters() if not p.requires_grad}
+    assert torch.uint8 in frozen  # the 4-bit weights were not touched
+
+
+def test_trainable_count_matches_the_lora_arithmetic(tiny_llama_path, tmp_path):
+    trainer, _ = make_trainer(tiny_llama_path, tmp_path)
+    config = trainer.model.config
+    trainable, total = training.trainable_parameters(trainer.model)
+    expected = training.lora_parameter_count(training.llama_linear_shapes(config), config.num_hidden_layers, 4)
+    assert trainable == expected
+    peft_trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    assert peft_trainable == expected
+    assert total > trainable
+
+
+def test_llama_8b_lora_arithmetic():
+    from transformers import LlamaConfig
+
+    config = LlamaConfig(hidden_size=4096, intermediate_size=14336, num_attention_heads=32,
+                         num_key_value_heads=8, num_hidden_layers=32)
+    shapes = training.llama_linear_shapes(config)
+    assert shapes["k_proj"] == (4096, 1024) and shapes["down_proj"] == (14336, 4096)
+    # 16 * (q 8192 + k 5120 + v 5120 + o 8192 + gate 18432 + up 18432 + down 18432) * 32 layers
+    assert training.lora_parameter_count(shapes, 32, 16) == 41_943_040
+
+
+class Disconnect(Exception):
+    """Stands for a Colab disconnect in the middle of training."""
+
+
+def test_interrupted_run_resumes_from_its_last_checkpoint_to_the_same_final_step(tiny_llama_path, tmp_path):
+    from transformers import TrainerCallback
+
+    class DisconnectAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                raise Disconnect
+
+    straight, _ = make_trainer(tiny_llama_path, tmp_path / "straight", rows=12, max_steps=6, save_steps=2)
+    straight.train()
+
+    out = tmp_path / "interrupted"
+    first, _ = make_trainer(tiny_llama_path, out, rows=12, max_steps=6, save_steps=2, callbacks=[DisconnectAt()])
+    with pytest.raises(Disconnect):
+        first.train()
+    checkpoint = training.last_checkpoint(out)
+    assert checkpoint is not None and checkpoint.endswith("checkpoint-2")
+
+    second, _ = make_trainer(tiny_llama_path, out, rows=12, max_steps=6, save_steps=2)
+    second.train(resume_from_checkpoint=checkpoint)
+    assert second.state.global_step == straight.state.global_step == 6
+    logged_steps = [e["step"] for e in second.state.log_history if "loss" in e]
+    assert logged_steps == [1, 2, 3, 4, 5, 6]  # the history before the disconnect is kept
+    resumed = {n: p for n, p in second.model.named_parameters() if p.requires_grad}
+    reference = {n: p for n, p in straight.model.named_parameters() if p.requires_grad}
+    for name, param in reference.items():
+        torch.testing.assert_close(resumed[name], param, atol=1e-4, rtol=1e-3)
+    assert training.last_checkpoint(out).endswith("checkpoint-6")
+
+
+def test_last_checkpoint_of_a_missing_folder_is_none(tmp_path):
+    assert training.last_checkpoint(tmp_path / "nothing-here") is None
+
+
+def test_check_adapter_messages(tmp_path):
+    with pytest.raises(CourseError) as info:
+        training.check_adapter(tmp_path, "meta-llama/Llama-3.1-8B")
+    assert info.value.key == "missing_adapter" and "notebook 03" in str(info.value)
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "Qwen/Qwen2.5-7B"}))
+    with pytest.raises(CourseError) as info:
+        training.check_adapter(tmp_path, "meta-llama/Llama-3.1-8B")
+    assert info.value.key == "adapter_base_mismatch"
+    assert "Qwen/Qwen2.5-7B" in str(info.value)
+    (tmp_path / "adapter_config.json").write_text(
+        json.dumps({"base_model_name_or_path": "/content/cache/Llama-3.1-8B"})
+    )
+    assert training.check_adapter(tmp_path, "meta-llama/Llama-3.1-8B")["base_model_name_or_path"]
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "/x/tiny-random-llama3"}))
+    training.check_adapter(tmp_path, "offline:tiny-random-llama3")
+
+
+def test_label_mask_text_brackets_the_loss_part():
+    rows = [("Question: 1+1?", False), ("\nAnswer:", False), (" 2", True), ("<|end_of_text|>", True), ("", False)]
+    assert training.format_label_mask(rows) == "Question: 1+1?\nAnswer:[[ 2<|end_of_text|>]]"
+
+
+def test_budget_grows_with_batch_and_shrinks_with_checkpointing():
+    embeddings = 2 * 128256 * 4096  # input embeddings and output layer stay in 16-bit
+    common = dict(quantized_params=8.03e9 - embeddings, other_params=embeddings, other_bytes=2, hidden_size=4096, layers=32, vocab_size=128256, lora_params=41_943_040,
+                  token_lengths=[180] * 95 + [400] * 5, grad_accum=4, steps=60, profile="t4")
+    small = training.predict_budget(batch_size=2, gradient_checkpointing=True, **common)
+    large = training.predict_budget(batch_size=8, gradient_checkpointing=True, **common)
+    no_ckpt = training.predict_budget(batch_size=2, gradient_checkpointing=False, **common)
+    assert 5.4 < small.weights_gb < 5.9  # Llama 3.1 8B in NF4 is about 5.7 GB
+    assert large.peak_gb > small.peak_gb
+    assert no_ckpt.activations_gb > small.activations_gb
+    assert small.tokens == int((0.95 * 180 + 0.05 * 400) * 2 * 4 * 60)
+    assert "ESTIMATE" in small.basis
+    assert small.peak_gb < 12  # the t4 target the defaults are chosen for
