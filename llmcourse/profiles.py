@@ -98,7 +98,10 @@ PROFILES: dict[str, Profile] = {
         compute_dtype="float16",
         dataset="openai/gsm8k",
         eval_size=200,
-        eval_batch_size=16,
+        # KV cache of Llama 3.1 8B: 2 x 32 layers x 8 heads x 128 x 2 bytes = 128 KiB a token; 32 rows of
+        # ~450 tokens (prompt + 256 new) hold ~1.8 GB beside the 5.7 GB of weights: far under 15 GB.
+        # Derived, not yet measured on a T4 (benchmarks/gpu_check.py measures it on a GPU).
+        eval_batch_size=32,
         max_new_tokens=256,
         train_size=2000,
         max_steps=60,
@@ -147,15 +150,15 @@ PROFILES: dict[str, Profile] = {
         dataset="local",
         eval_size=100,
         eval_batch_size=25,
-        max_new_tokens=160,
-        train_size=800,
+        max_new_tokens=128,  # the longest worked solution in data/ is 85 tokens
+        train_size=960,
         max_steps=-1,
         batch_size=8,
         grad_accum=1,
         learning_rate=1e-3,
         lora_r=16,
         lora_alpha=32,
-        max_length=320,
+        max_length=256,  # the longest training example in data/ is 158 tokens
         # On a CPU, checkpointing recomputes activations for little memory saved (pitfall 2).
         gradient_checkpointing=False,
         optim="adamw_torch",

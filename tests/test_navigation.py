@@ -1,0 +1,376 @@
+"""Tests for scripts/build_navigation.py: navigation cells, Colab badges, clean notebooks, README tables, links.
+
+The script runs on a copy of the repository in tmp_path (never on the real files), except one test that runs
+``--check`` on the repository as it is. Planted defects (an output, an execution count, widget state, a broken
+link, a badge pointing at a moved file...) must each make the check fail and say where.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "build_navigation.py"
+IGNORED = shutil.ignore_patterns(".git", ".venv", ".cache", "outputs", ".hypothesis", ".pytest_cache",
+                                 ".ruff_cache", "__pycache__", "*.egg-info", ".ipynb_checkpoints")
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("build_navigation", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["build_navigation"] = module  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(module)
+    return module
+
+
+nav = _load_script()
+
+
+@pytest.fixture
+def repo(tmp_path) -> Path:
+    """A copy of the repository (without environments and outputs), with a README that has the markers."""
+    copy = tmp_path / "repo"
+    shutil.copytree(ROOT, copy, ignore=IGNORED)
+    readme = copy / "README.md"
+    if not readme.exists() or "<!-- notebooks:start -->" not in readme.read_text(encoding="utf-8"):
+        readme.write_text(nav.MINIMAL_README, encoding="utf-8")
+    return copy
+
+
+# Problems the copy has right after the build (a broken link written by hand elsewhere in the repository):
+# they belong to test_check_passes_on_the_repository, so the tests on the copy look only at what they plant.
+_BASELINE: dict[Path, list[str]] = {}
+
+
+@pytest.fixture
+def built(repo) -> Path:
+    """The copy after the script has written it: everything generated is up to date."""
+    nav.build(repo, check=False)
+    _BASELINE[repo] = nav.build(repo, check=True).problems
+    return repo
+
+
+def check(root: Path) -> list[str]:
+    """What --check reports on the copy, beyond what it reported right after the build."""
+    problems = nav.build(root, check=True).problems
+    return [p for p in problems if p not in _BASELINE.get(root, [])]
+
+
+def read(path: Path):
+    return nbformat.read(path, as_version=4)
+
+
+def write(path: Path, nb) -> None:
+    path.write_text(nav.serialize(nb), encoding="utf-8")
+
+
+def first_lesson(root: Path) -> Path:
+    return next(p for p in nav.lesson_notebooks(root) if not p.name.startswith("00_"))
+
+
+# ----------------------------------------------------------------------------------------------
+# The repository as it is
+# ----------------------------------------------------------------------------------------------
+
+
+def test_check_passes_on_the_repository():
+    if not (ROOT / "README.md").exists():
+        pytest.skip("README.md does not exist yet: the README sections and the Contents links cannot be checked")
+    result = subprocess.run([sys.executable, str(SCRIPT), "--check"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_repository_address_comes_from_pyproject():
+    info = nav.repo_info(ROOT)
+    assert info.url.startswith("https://github.com/") and info.slug.count("/") == 1
+    assert info.colab_url("notebooks/x.ipynb") == (
+        f"https://colab.research.google.com/github/{info.slug}/blob/{info.branch}/notebooks/x.ipynb"
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Navigation cells
+# ----------------------------------------------------------------------------------------------
+
+
+def _links(source: str) -> list[str]:
+    return re.findall(r"\]\(([^)]+)\)", source)
+
+
+def test_navigation_cells_are_first_and_last_and_match(built):
+    info = nav.repo_info(built)
+    for chain in (nav.lesson_notebooks(built), nav.solution_notebooks(built)):
+        assert chain, "no notebooks found"
+        for index, path in enumerate(chain):
+            nb = read(path)
+            top, bottom = nb.cells[0], nb.cells[-1]
+            assert nav.is_navigation_cell(top) and nav.is_navigation_cell(bottom), path.name
+            assert [c for c in nb.cells if nav.is_navigation_cell(c)] == [top, bottom], path.name
+            assert top.id == nav.TOP_ID and bottom.id == nav.BOTTOM_ID
+            line = bottom.source.splitlines()[-1]
+            assert top.source.splitlines()[-1] == line, "top and bottom carry the same navigation line"
+            # The badge opens this very notebook from this repository.
+            badge = re.search(r"\(https://colab\.research\.google\.com/github/([^)]+)\)", top.source).group(1)
+            assert badge == f"{info.slug}/blob/{info.branch}/{path.relative_to(built).as_posix()}"
+            targets = _links(line)
+            has_previous, has_next = index > 0, index + 1 < len(chain)
+            assert line.startswith("< ") == has_previous, f"{path.name}: {line}"
+            assert line.endswith(" >") == has_next, f"{path.name}: {line}"
+            if has_previous:
+                assert (path.parent / targets[0]).resolve() == chain[index - 1].resolve()
+            if has_next:
+                assert (path.parent / targets[-1]).resolve() == chain[index + 1].resolve()
+            contents = [t for t in targets if "README.md#" in t]
+            assert len(contents) == 1 and (path.parent / contents[0].split("#")[0]).resolve() == built / "README.md"
+
+
+def test_solutions_link_back_to_their_lesson(built):
+    solutions = nav.solution_notebooks(built)
+    assert solutions, "no solution notebooks"
+    for path in solutions:
+        line = read(path).cells[-1].source
+        lesson = nav.lesson_of(path, built)
+        assert lesson is not None, f"{path.name} has no lesson notebook"
+        assert f"(../{lesson.name})" in line and "Back to the lesson" in line
+        assert "(../../README.md#" in line
+
+
+def test_navigation_line_in_memory():
+    a = nav.NavEntry("notebooks/01_a.ipynb", "01 · A")
+    b = nav.NavEntry("notebooks/02_b.ipynb", "02 · B")
+    c = nav.NavEntry("notebooks/03_c.ipynb", "03 · C")
+    assert nav.navigation_line(b.path, a, c) == (
+        "< [01 · A](01_a.ipynb) | [Contents](../README.md#the-notebooks) | [03 · C](03_c.ipynb) >"
+    )
+    assert nav.navigation_line(a.path, None, b) == "[Contents](../README.md#the-notebooks) | [02 · B](02_b.ipynb) >"
+    assert nav.navigation_line(c.path, b, None) == "< [02 · B](02_b.ipynb) | [Contents](../README.md#the-notebooks)"
+    sol = nav.navigation_line("notebooks/solutions/02_b_solutions.ipynb", None, None, "the-notebooks", b)
+    assert sol == "[Contents](../../README.md#the-notebooks) | [Back to the lesson: 02 · B](../02_b.ipynb)"
+
+
+def test_set_navigation_replaces_old_cells_and_keeps_ids():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("<!--NAVIGATION-->\nold"), nbformat.v4.new_markdown_cell("# T"),
+                nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_markdown_cell("<!--NAVIGATION-->\nold")]
+    ids = [c.id for c in nb.cells[1:3]]
+    assert nav.set_navigation(nb, "<!--NAVIGATION-->\ntop", "<!--NAVIGATION-->\nbottom")
+    assert [c.source for c in nb.cells] == ["<!--NAVIGATION-->\ntop", "# T", "x = 1", "<!--NAVIGATION-->\nbottom"]
+    assert [c.id for c in nb.cells[1:3]] == ids
+    assert not nav.set_navigation(nb, "<!--NAVIGATION-->\ntop", "<!--NAVIGATION-->\nbottom")
+
+
+def test_the_contents_anchor_follows_the_readme_heading():
+    assert nav.contents_anchor("# X\n\n## The notebooks\n\n<!-- notebooks:start -->\n") == "the-notebooks"
+    assert nav.contents_anchor("## Course map: 4 notebooks\n<!-- notebooks:start -->") == "course-map-4-notebooks"
+    assert nav.contents_anchor(None) == "the-notebooks"
+
+
+# ----------------------------------------------------------------------------------------------
+# The setup cell, the README and the objectives
+# ----------------------------------------------------------------------------------------------
+
+
+def test_build_writes_repo_url_and_readme_tables(built):
+    info = nav.repo_info(built)
+    for path in nav.all_notebooks(built):
+        assert f'REPO_URL = "{info.url}"' in nav.setup_cell(read(path)).source, path.name
+    readme = (built / "README.md").read_text(encoding="utf-8")
+    table = nav._section(readme, "notebooks")
+    for path in nav.lesson_notebooks(built):
+        assert f"]({path.relative_to(built).as_posix()})" in table
+        assert info.colab_url(path.relative_to(built).as_posix()) in table
+    for path in nav.solution_notebooks(built):
+        assert f"]({path.relative_to(built).as_posix()})" in table
+    assert "| If you see | Why | Do this |" in nav._section(readme, "troubleshooting")
+    assert check(built) == []
+
+
+def test_learning_objectives_and_title():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(
+        "# 09 · The **title**\n\n**What you will learn**\n- one thing;\n- another thing that is\n  wrapped;\n"
+        "- a third.\n\n**Time**\n")]
+    assert nav.plain(nav.title_of(nb)) == "09 · The title"
+    assert nav.learning_objectives(nb) == ["one thing", "another thing that is wrapped"]
+
+
+def test_readme_without_markers_is_left_alone(repo):
+    readme = repo / "README.md"
+    readme.write_text("# Course\n\nNo generated sections here.\n", encoding="utf-8")
+    result = nav.build(repo, check=False)
+    assert readme.read_text(encoding="utf-8") == "# Course\n\nNo generated sections here.\n"
+    assert any("notebooks:start" in note for note in result.notes)
+
+
+def test_solution_setup_cells_follow_the_first_lesson(built):
+    path = nav.solution_notebooks(built)[0]
+    nb = read(path)
+    nav.setup_cell(nb).source += "\nprint('drift')"
+    write(path, nb)
+    assert any(path.name in p and "setup cell differs" in p for p in check(built))
+    nav.build(built, check=False)
+    assert nav.setup_cell(read(path)).source == nav.setup_cell(read(first_lesson(built))).source
+    assert check(built) == []
+
+
+# ----------------------------------------------------------------------------------------------
+# Planted defects: each one fails the check, naming the file
+# ----------------------------------------------------------------------------------------------
+
+
+def _plant_output(nb):
+    cell = next(c for c in nb.cells if c.cell_type == "code")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="hello\n")]
+
+
+def _plant_execution_count(nb):
+    next(c for c in nb.cells if c.cell_type == "code").execution_count = 3
+
+
+def _plant_widgets(nb):
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}, "version_major": 2}}
+
+
+def _plant_execution_metadata(nb):
+    next(c for c in nb.cells if c.cell_type == "code").metadata["papermill"] = {"duration": 1.5}
+
+
+def _plant_old_repo_url(nb):
+    cell = nav.setup_cell(nb)
+    cell.source = nav.REPO_URL_LINE.sub('REPO_URL = "https://github.com/someone/old-name"', cell.source)
+
+
+def _plant_edited_navigation(nb):
+    nb.cells[0].source = nb.cells[0].source.replace("Contents", "Table of contents")
+
+
+@pytest.mark.parametrize(
+    ("plant", "expected"),
+    [
+        (_plant_output, "has outputs"),
+        (_plant_execution_count, "has execution counts"),
+        (_plant_widgets, "has widget state"),
+        (_plant_execution_metadata, "has execution metadata"),
+        (_plant_old_repo_url, "REPO_URL is not"),
+        (_plant_edited_navigation, "navigation cells out of date"),
+    ],
+)
+def test_planted_notebook_defects_fail_the_check_and_the_build_fixes_them(built, plant, expected):
+    path = nav.lesson_notebooks(built)[-1]
+    nb = read(path)
+    plant(nb)
+    write(path, nb)
+    problems = check(built)
+    assert any(path.name in p and expected in p for p in problems), problems
+    assert subprocess.run([sys.executable, str(SCRIPT), "--check", "--root", str(built)],
+                          capture_output=True, text=True).returncode == 1
+    nav.build(built, check=False)
+    assert check(built) == []
+    assert nav.dirt(read(path)) == []
+
+
+def test_clean_notebook_in_memory():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("print(1)"), nbformat.v4.new_markdown_cell("text")]
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n")]
+    nb.cells[0].execution_count = 1
+    nb.cells[0].metadata["execution"] = {"iopub.execute_input": "2026-01-01T00:00:00Z"}
+    nb.cells[0].metadata["tags"] = ["keep-me"]
+    nb.metadata["widgets"] = {"state": {}}
+    nb.metadata["papermill"] = {"parameters": {}}
+    ids = [c.id for c in nb.cells]
+    assert nav.dirt(nb)
+    assert nav.clean_notebook(nb) is True
+    assert nav.dirt(nb) == [] and nb.cells[0].outputs == [] and nb.cells[0].execution_count is None
+    assert nb.cells[0].metadata == {"tags": ["keep-me"]} and "widgets" not in nb.metadata
+    assert [c.id for c in nb.cells] == ids
+    assert nav.clean_notebook(nb) is False
+
+
+def test_a_broken_relative_link_in_a_markdown_cell_fails(built):
+    path = nav.lesson_notebooks(built)[1]
+    nb = read(path)
+    nb.cells.insert(2, nbformat.v4.new_markdown_cell("See [the missing notes](notes/missing.md#part-2)."))
+    nb.cells[2].id = "planted-link"
+    write(path, nb)
+    problems = check(built)
+    assert any(path.name in p and "notes/missing.md#part-2" in p and "does not exist" in p for p in problems)
+    nav.build(built, check=False)
+    assert any("notes/missing.md" in p for p in check(built)), "a broken link is not generated: it stays an error"
+
+
+def test_a_badge_pointing_at_a_moved_notebook_fails(built):
+    info = nav.repo_info(built)
+    path = nav.lesson_notebooks(built)[1]
+    nb = read(path)
+    moved = info.colab_url("notebooks/99_moved_away.ipynb")
+    nb.cells.insert(2, nbformat.v4.new_markdown_cell(f"[![Open In Colab]({nav.BADGE_IMAGE})]({moved})"))
+    nb.cells[2].id = "planted-badge"
+    write(path, nb)
+    problems = check(built)
+    assert any(path.name in p and "99_moved_away.ipynb" in p and "does not exist" in p for p in problems), problems
+
+
+def test_renaming_a_notebook_breaks_its_old_badge_until_rebuilt(built):
+    old = nav.lesson_notebooks(built)[-1]
+    new = old.with_name(old.name.replace(old.name[:2], "98", 1))
+    old.rename(new)
+    problems = check(built)
+    # The notebook's own badge still points at the old path, and so does the README's table.
+    assert any(new.name in p and old.name in p and "Colab badge" in p for p in problems), problems
+    assert any(p.startswith("README.md") for p in problems), problems
+    nav.build(built, check=False)
+    remaining = check(built)
+    # Links written by hand to the old name (e.g. "Notebook 04 ..." in another lesson) still need fixing.
+    assert all(old.name in p for p in remaining), remaining
+
+
+def test_badges_of_another_repository_or_branch_fail(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "01_a.ipynb").write_text("{}", encoding="utf-8")
+    info = nav.RepoInfo("https://github.com/owner/course", "main")
+    doc = tmp_path / "doc.md"
+    doc.write_text(
+        "[a](https://colab.research.google.com/github/owner/course/blob/main/notebooks/01_a.ipynb)\n"
+        "[b](https://colab.research.google.com/github/other/course/blob/main/notebooks/01_a.ipynb)\n"
+        "[c](https://colab.research.google.com/github/owner/course/blob/dev/notebooks/01_a.ipynb)\n"
+        "[d](https://github.com/owner/course/blob/main/notebooks/missing.ipynb)\n",
+        encoding="utf-8",
+    )
+    problems = nav.broken_links([doc], tmp_path, info)
+    assert len(problems) == 3
+    assert "another repository" in problems[0] and "branch 'dev'" in problems[1] and "missing.ipynb" in problems[2]
+
+
+def test_link_extraction_skips_code_and_external_links(tmp_path):
+    (tmp_path / "exists.md").write_text("# Here\n", encoding="utf-8")
+    (tmp_path / "img.png").write_bytes(b"")
+    doc = tmp_path / "doc.md"
+    doc.write_text(
+        "[ok](exists.md#here) ![img](img.png) <img src=\"img.png\"> [web](https://example.com/x) [top](#here)\n"
+        "[mail](mailto:a@b.c) `[code](missing-in-span.md)`\n\n```\n[fenced](missing-in-fence.md)\n```\n"
+        "[bad](missing.md) <img src='missing.png'>\n\n[ref]: missing-ref.md\n",
+        encoding="utf-8",
+    )
+    problems = nav.broken_links([doc], tmp_path, None)
+    found = sorted(p.split(": ", 1)[1].split(" -> ")[0] for p in problems)
+    assert found == ["missing-ref.md", "missing.md", "missing.png"]
+
+
+def test_links_between_code_blocks_and_after_a_lone_backtick_are_checked(tmp_path):
+    doc = tmp_path / "doc.md"
+    doc.write_text(
+        "Intro.\n\n```\n01 ──> 02\n```\n\n| a | b |\n|---|---|\n| ![fig](figures/missing-1.png) | x |\n\n"
+        "A lone ` backtick in this paragraph.\n\n[after](missing-2.md)\n\n```bash\nbash run.sh [x](in-fence.md)\n```\n",
+        encoding="utf-8",
+    )
+    found = sorted(p.split(": ", 1)[1].split(" -> ")[0] for p in nav.broken_links([doc], tmp_path, None))
+    assert found == ["figures/missing-1.png", "missing-2.md"]
