@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import gc
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from llmcourse.troubleshooting import CourseError
@@ -179,3 +180,26 @@ def halve_until_fits(
         # Freed only here, after the except block: the error's traceback keeps the failed call's
         # tensors alive until Python drops it at the end of that block.
         free_memory()
+
+
+@contextmanager
+def out_of_memory_advice(stage: str, batch_size: int) -> Iterator[None]:
+    """Turn an out-of-memory error inside the block into a ``CourseError`` that says what to lower.
+
+    Memory is freed first. Nothing else is touched: checkpoints already written stay, and running the
+    training cell again with smaller settings resumes from the last one.
+    """
+    if stage not in _STAGES:
+        raise ValueError(f"stage must be one of {', '.join(_STAGES)}, not {stage!r}")
+    try:
+        yield
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        error = CourseError(_STAGES[stage], f"at batch size {batch_size}", batch_size=batch_size,
+                            suggestion=max(1, batch_size // 2))
+        error.__cause__ = exc
+    else:
+        return
+    free_memory()  # outside the except block, so the failed step's tensors can be released
+    raise error

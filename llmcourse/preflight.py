@@ -26,7 +26,7 @@ from llmcourse.hub_access import (
     mask_token,
     read_hf_token_with_source,
 )
-from llmcourse.profiles import LLAMA_BASE, LLAMA_BASE_UNGATED, LLAMA_INSTRUCT, Profile
+from llmcourse.profiles import LLAMA_BASE, LLAMA_BASE_UNGATED, LLAMA_INSTRUCT, LLAMA_INSTRUCT_UNGATED, Profile
 from llmcourse.troubleshooting import CourseError, explain
 
 GB = 1024**3
@@ -264,7 +264,7 @@ class PreflightReport:
 
 def _fallback_for(model_id: str) -> str | None:
     """An ungated copy to offer when the token cannot read ``model_id``."""
-    return LLAMA_BASE_UNGATED if model_id in (LLAMA_BASE, LLAMA_INSTRUCT) else None
+    return {LLAMA_BASE: LLAMA_BASE_UNGATED, LLAMA_INSTRUCT: LLAMA_INSTRUCT_UNGATED}.get(model_id)
 
 
 def run_preflight(

@@ -138,7 +138,7 @@ def compare(before: EvalRun, after: EvalRun) -> tuple[PairedResult, list[dict], 
     fixed, broken = [], []
     for b, a in zip(before.records, after.records, strict=True):
         pair = {"id": b["id"], "question": b.get("question", ""), "gold": b["gold"], "before": b["output"],
-                "after": a["output"]}
+                "after": a["output"], "before_flexible": b["flexible_correct"], "after_flexible": a["flexible_correct"]}
         if a["strict_correct"] and not b["strict_correct"]:
             fixed.append(pair)
         elif b["strict_correct"] and not a["strict_correct"]:

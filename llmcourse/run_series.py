@@ -56,7 +56,7 @@ def failing_cell(path: Path) -> str:
 
 
 def run(profile: str, notebooks: list[str], parameters: dict[str, object], out_dir: Path,
-        notebooks_dir: Path = REPO_ROOT / "notebooks", log=print) -> dict:
+        notebooks_dir: Path = REPO_ROOT / "notebooks", log=print, progress: bool = False) -> dict:
     """Execute the notebooks in order; return the summary (also written to ``out_dir/summary.json``)."""
     import papermill as pm
 
@@ -72,7 +72,7 @@ def run(profile: str, notebooks: list[str], parameters: dict[str, object], out_d
         started = time.perf_counter()
         try:
             pm.execute_notebook(str(source), str(target), parameters=params, cwd=str(notebooks_dir),
-                                kernel_name="python3", progress_bar=False, log_output=False)
+                                kernel_name="python3", progress_bar=progress, log_output=False)
         except Exception as err:  # papermill's execution error: point at the failing cell
             timings[name] = time.perf_counter() - started
             log(f"FAILED after {timings[name]:.0f} s: {name}\n{failing_cell(target) if target.exists() else err}")
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"profile {profile.name}: {profile.reason}")
     out_dir = args.out or REPO_ROOT / "outputs" / profile.name / "executed"
     parameters = {name: _value(value) for name, value in args.parameter}
-    summary = run(profile.name, args.only or NOTEBOOKS, parameters, out_dir)
+    summary = run(profile.name, args.only or NOTEBOOKS, parameters, out_dir, progress=True)
     print()
     print(f"series on profile {profile.name}: {summary['status']}")
     for name, minutes in summary["minutes"].items():

@@ -152,7 +152,7 @@ _PROBLEM_LIST = [
         fix=(
             "In the parameters cell lower BATCH_SIZE to {suggestion} and raise GRAD_ACCUM by the same factor "
             "(the effective batch BATCH_SIZE x GRAD_ACCUM, and so the result, stays the same); if that is not "
-            "enough, lower MAX_LENGTH (e.g. 384) and keep GRADIENT_CHECKPOINTING = True. Then "
+            "enough, lower MAX_LENGTH (e.g. 384) and keep GRADIENT_CHECKPOINTING = True (the t4 default). Then "
             + _RESTART
             + " and run from the top: memory held by the failed step is only given back by a restart. "
             "Checkpoints already saved are kept."

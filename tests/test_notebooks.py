@@ -21,17 +21,24 @@ NOTEBOOKS = ROOT / "notebooks"
 pytestmark = pytest.mark.slow
 
 
+# A token-shaped secret, made at run time so that no such literal is ever committed.
+PLANTED_TOKEN = "hf_" + "Zq8" * 12
+
+
 @pytest.fixture(scope="module")
 def course_home(tmp_path_factory):
-    """A fresh place for results, adapter and checkpoints, seen by the notebooks' kernels too."""
+    """A fresh place for results, adapter and checkpoints, seen by the notebooks' kernels too; and a token
+    in the environment, as a participant would have one, which must never appear in any output."""
     home = tmp_path_factory.mktemp("course_home")
-    previous = os.environ.get("COURSE_HOME")
+    previous = {k: os.environ.get(k) for k in ("COURSE_HOME", "HF_TOKEN")}
     os.environ["COURSE_HOME"] = str(home)
+    os.environ["HF_TOKEN"] = PLANTED_TOKEN
     yield home
-    if previous is None:
-        os.environ.pop("COURSE_HOME", None)
-    else:
-        os.environ["COURSE_HOME"] = previous
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +104,33 @@ def test_notebooks_show_the_learner_the_checkpoints(series):
     assert "predicted peak" in training and "min measured" in training
     after = text_of(out / "04_evaluate_and_compare.ipynb")
     assert "exact McNemar p" in after and "BEFORE" in after
+
+
+def test_executed_notebooks_and_results_never_show_the_token(series, course_home):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from scan_secrets import scan_paths
+
+    _, out, log = series
+    assert scan_paths([out, course_home]) == []
+    for path in [*out.rglob("*.ipynb"), *course_home.rglob("*.json*")]:
+        assert PLANTED_TOKEN not in path.read_text(errors="replace"), path
+    assert PLANTED_TOKEN not in log
+
+
+def test_the_scan_would_have_caught_a_printed_token(tmp_path):
+    import subprocess
+    import sys
+
+    leaked = tmp_path / "leaked.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(token)")])
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text=PLANTED_TOKEN + "\n")]
+    nbformat.write(nb, leaked)
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "scan_secrets.py"), str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "leaked.ipynb" in result.stdout and PLANTED_TOKEN not in result.stdout
 
 
 def test_running_training_again_resumes_instead_of_restarting(series, tmp_path):

@@ -192,6 +192,37 @@ def test_interrupted_run_resumes_from_its_last_checkpoint_to_the_same_final_step
     assert training.last_checkpoint(out).endswith("checkpoint-6")
 
 
+def test_out_of_memory_in_training_says_what_to_lower_and_keeps_the_checkpoints(tiny_llama_path, tmp_path):
+    from transformers import TrainerCallback
+
+    from llmcourse.memory import out_of_memory_advice
+
+    class OutOfMemoryAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.96 GiB")
+
+    first, _ = make_trainer(tiny_llama_path, tmp_path, rows=12, max_steps=6, save_steps=2,
+                            callbacks=[OutOfMemoryAt()])
+    with pytest.raises(CourseError) as info, out_of_memory_advice("training", batch_size=2):
+        first.train()
+    assert info.value.key == "out_of_memory_training"
+    assert "BATCH_SIZE" in str(info.value) and "GRAD_ACCUM" in str(info.value)
+    assert isinstance(info.value.__cause__, torch.OutOfMemoryError)
+    checkpoint = training.last_checkpoint(tmp_path)
+    assert checkpoint is not None and checkpoint.endswith("checkpoint-2")  # the work before is kept
+    second, _ = make_trainer(tiny_llama_path, tmp_path, rows=12, max_steps=6, save_steps=2)
+    second.train(resume_from_checkpoint=checkpoint)
+    assert second.state.global_step == 6
+
+
+def test_other_errors_pass_through_the_out_of_memory_advice():
+    from llmcourse.memory import out_of_memory_advice
+
+    with pytest.raises(KeyError), out_of_memory_advice("training", batch_size=4):
+        raise KeyError("not a memory problem")
+
+
 def test_last_checkpoint_of_a_missing_folder_is_none(tmp_path):
     assert training.last_checkpoint(tmp_path / "nothing-here") is None
 
