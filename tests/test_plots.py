@@ -14,7 +14,6 @@ from matplotlib.container import ErrorbarContainer  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from llmcourse import plots  # noqa: E402
-from llmcourse.offline_models import cache_dir  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -108,14 +107,10 @@ def test_nf4_codebook_figure(tmp_path):
     assert_png(out)
 
 
-@pytest.mark.skipif(
-    not (cache_dir() / "SmolLM2-135M-Instruct" / "model.safetensors").exists(),
-    reason="SmolLM2 folder not converted yet (offline_models.smollm2_folder)",
-)
-def test_nf4_on_a_real_trained_weight():
+def test_nf4_on_a_real_trained_weight(smollm2_path):
     from safetensors import safe_open
 
-    with safe_open(cache_dir() / "SmolLM2-135M-Instruct" / "model.safetensors", "pt") as f:
+    with safe_open(smollm2_path / "model.safetensors", "pt") as f:
         w = f.get_tensor("model.layers.0.self_attn.q_proj.weight")  # fp16, 576 x 576
     stats = plots.nf4_roundtrip_error(w)
     assert 0.05 < stats["relative_error"] < 0.2

@@ -442,6 +442,8 @@ def test_compare_pairs_carry_question_gold_and_both_outputs() -> None:
             "gold": "42",
             "before": before.records[0]["output"],
             "after": "2+2 = 4\n#### 42",
+            "before_flexible": before.records[0]["flexible_correct"],
+            "after_flexible": after.records[0]["flexible_correct"],
         }
     ]
 
