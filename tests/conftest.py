@@ -53,3 +53,18 @@ def smollm2_path():
     from llmcourse.offline_models import smollm2_folder
 
     return smollm2_folder()
+
+
+@pytest.fixture
+def no_psutil(monkeypatch):
+    """Make ``import psutil`` fail, to test the fallbacks that read /proc instead."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def import_without_psutil(name, *args, **kwargs):
+        if name == "psutil":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", import_without_psutil)

@@ -159,15 +159,5 @@ def test_reports_on_this_machine():
     assert 0.01 < process_ram_gb() < 1024
 
 
-def test_process_ram_without_psutil(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_psutil(name, *args, **kwargs):
-        if name == "psutil":
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_psutil)
+def test_process_ram_without_psutil(no_psutil):
     assert 0.01 < process_ram_gb() < 1024

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import dataclasses
 import sys
 import types
@@ -134,17 +133,10 @@ def test_disk(tmp_path):
     assert "outputs/" in err.fix
 
 
-def test_ram(monkeypatch, tmp_path):
+def test_ram(request, tmp_path):
     total = ram_gb()
     assert 0.1 < total < 100_000
-    real_import = builtins.__import__
-
-    def no_psutil(name, *args, **kwargs):
-        if name == "psutil":
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_psutil)
+    request.getfixturevalue("no_psutil")  # from here on, the /proc/meminfo fallback
     assert ram_gb() == pytest.approx(total, rel=0.01)
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal:       13290452 kB\nMemFree: 1 kB\n", encoding="ascii")
