@@ -64,7 +64,7 @@ PLACEHOLDERS: dict[str, str] = {
     "source": "<file>",
     "field": "<field>",
     "reason": "<reason>",
-    "path": "<folder>",
+    "path": "<path>",
     "differences": "<the settings that differ>",
     "adapter_base": "<the adapter's base model>",
     "needed_gb": "<N>",

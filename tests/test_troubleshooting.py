@@ -164,7 +164,7 @@ def test_markdown_table():
     assert "No GPU found" in table and "Runtime > Change runtime type" in table
     assert "{" not in table.replace("{{", "")
     # Placeholders read as placeholders, never as invented values ("about more GB", "Row ?").
-    assert "needs about `<N>` GB free on `<folder>`, but only `<M>` GB is free" in table
+    assert "needs about `<N>` GB free on `<path>`, but only `<M>` GB is free" in table
     assert "Row `<N>` of `<file>`" in table and "'?'" not in table and "more GB" not in table
     assert "MODEL_ID = '`<the adapter's base model>`'" in table
     assert not re.search(r"(?<!`)<[a-z]", table)  # every <placeholder> is in a code span, so Markdown shows it
