@@ -179,7 +179,7 @@ def nf4_codebook(
     left.stairs(counts / n * 100, edges, fill=True, color="#90caf9", label="weights / their block's absmax")
     for i, c in enumerate(code):
         left.axvline(c, color="#e65100", lw=1.2, alpha=0.85, label="the 16 NF4 levels" if i == 0 else None)
-    left.set_title(f"{name} ({n:,} values) scaled block by block into [-1, 1]")
+    left.set_title(f"{name}, {n:,} values,\nscaled block by block into [-1, 1]")
     left.set_xlabel(f"weight / absmax of its block of {blocksize}")
     left.set_ylabel("share of weights per bin (%)")
     left.set_xlim(-1.05, 1.05)
@@ -199,7 +199,7 @@ def nf4_codebook(
     counts, edges = _histogram(err, 121, -bound, bound)
     right.stairs(counts / n * 100, edges, fill=True, color="#ef9a9a")
     right.set_title(
-        f"round-trip error: mean |w - q(w)| = {stats['mean_abs_error']:.2e}, "
+        f"round-trip error\nmean |w - q(w)| = {stats['mean_abs_error']:.2e}, "
         f"||w - q(w)|| / ||w|| = {stats['relative_error']:.1%}"
     )
     right.set_xlabel("w - dequantize(quantize(w))  (same units as the weights)")
