@@ -139,6 +139,12 @@ def evaluate(
     return EvalRun(settings, summary, records)
 
 
+def _few_shot_note(shots: int) -> str:
+    if not shots:
+        return ""
+    return f", {shots} worked example{'s' if shots > 1 else ''} in the prompt"
+
+
 def format_summary(run: EvalRun) -> str:
     """A few lines for the learner: accuracy with its interval, format, stops, speed."""
     s = run.summary
@@ -148,7 +154,7 @@ def format_summary(run: EvalRun) -> str:
         [
             f"{run.settings.label}: {run.settings.model_id}"
             + (f" + adapter {run.settings.adapter}" if run.settings.adapter else "")
-            + (f", {len(run.settings.few_shot_ids)} worked examples in the prompt" if run.settings.few_shot_ids else ""),
+            + _few_shot_note(len(run.settings.few_shot_ids)),
             f"  strict accuracy   {s['strict_accuracy']:6.1%}  (95% CI {lo:.1%} to {hi:.1%}, "
             f"{s['strict_correct']}/{s['n']})",
             f"  flexible accuracy {s['flexible_accuracy']:6.1%}  (95% CI {flo:.1%} to {fhi:.1%})",
