@@ -112,6 +112,13 @@ def _load_hub(dataset: str, split: str) -> list[dict]:
     return [dict(row) for row in loaded]
 
 
+def dataset_name(dataset: str) -> str:
+    """The name to print on a chart or in a table: "GSM8K", or the course's own data on the cpu track."""
+    if dataset == "local":
+        return "the course's own word problems (data/)"
+    return "GSM8K" if dataset == HUB_DATASET else dataset
+
+
 def solution_text(answer: str) -> str:
     """The worked solution a model is trained on: GSM8K's ``<<48/2=24>>`` calculator notes removed."""
     return strip_calculator_notes(answer).strip()

@@ -10,6 +10,7 @@ import platform
 from dataclasses import dataclass, field
 
 from llmcourse import prompts as prompt_formats
+from llmcourse.data import solution_text
 from llmcourse.generation import generate_batched
 from llmcourse.grading import extract_gold, grade
 from llmcourse.stats import wilson_interval
@@ -34,9 +35,11 @@ class EvalSettings:
     compute_dtype: str
     decoding: str = "greedy"
     stop_strings: list[str] = field(default_factory=list)
+    few_shot_ids: list[str] = field(default_factory=list)  # training rows shown as worked examples (none: zero-shot)
 
     # What must be equal for a before/after pair to be comparable.
-    COMPARED = ("prompt_format", "dataset", "split", "subset_seed", "max_new_tokens", "decoding", "stop_strings")
+    COMPARED = ("prompt_format", "dataset", "split", "subset_seed", "max_new_tokens", "decoding", "stop_strings",
+                "few_shot_ids")
 
 
 @dataclass
@@ -86,9 +89,21 @@ def summarize(records: list[dict], wall_time_s: float) -> dict:
     }
 
 
-def evaluate(model, tokenizer, rows: list[dict], settings: EvalSettings, progress: bool = True) -> EvalRun:
-    """Generate an answer for every row, grade it, and return the summary and per-question records."""
-    texts = [prompt_formats.generation_prompt(r["question"], settings.prompt_format, tokenizer) for r in rows]
+def evaluate(
+    model, tokenizer, rows: list[dict], settings: EvalSettings, progress: bool = True, examples: list[dict] = ()
+) -> EvalRun:
+    """Generate an answer for every row, grade it, and return the summary and per-question records.
+
+    ``examples`` (training rows, whose ids must be ``settings.few_shot_ids``) are put before every question
+    as worked examples: a few-shot run, with the same harness otherwise.
+    """
+    if [e["id"] for e in examples] != list(settings.few_shot_ids):
+        raise ValueError("the few-shot examples must be the rows named in settings.few_shot_ids, in that order")
+    shots = [(e["question"], solution_text(e["answer"])) for e in examples]
+    texts = [
+        prompt_formats.generation_prompt(r["question"], settings.prompt_format, tokenizer, examples=shots)
+        for r in rows
+    ]
     generations, stats = generate_batched(
         model,
         tokenizer,
@@ -124,6 +139,12 @@ def evaluate(model, tokenizer, rows: list[dict], settings: EvalSettings, progres
     return EvalRun(settings, summary, records)
 
 
+def _few_shot_note(shots: int) -> str:
+    if not shots:
+        return ""
+    return f", {shots} worked example{'s' if shots > 1 else ''} in the prompt"
+
+
 def format_summary(run: EvalRun) -> str:
     """A few lines for the learner: accuracy with its interval, format, stops, speed."""
     s = run.summary
@@ -132,7 +153,8 @@ def format_summary(run: EvalRun) -> str:
     return "\n".join(
         [
             f"{run.settings.label}: {run.settings.model_id}"
-            + (f" + adapter {run.settings.adapter}" if run.settings.adapter else ""),
+            + (f" + adapter {run.settings.adapter}" if run.settings.adapter else "")
+            + _few_shot_note(len(run.settings.few_shot_ids)),
             f"  strict accuracy   {s['strict_accuracy']:6.1%}  (95% CI {lo:.1%} to {hi:.1%}, "
             f"{s['strict_correct']}/{s['n']})",
             f"  flexible accuracy {s['flexible_accuracy']:6.1%}  (95% CI {flo:.1%} to {fhi:.1%})",

@@ -132,6 +132,13 @@ def _error_stats(w, restored, packed, state, blocksize: int, double_quant: bool)
     }
 
 
+def dequantize_absmax(state) -> torch.Tensor:
+    """The per-block absmax values of a double-quantized ``QuantState``, back in fp32."""
+    from bitsandbytes.functional import dequantize_blockwise
+
+    return dequantize_blockwise(state.absmax, state.state2) + state.offset
+
+
 def _histogram(values: torch.Tensor, bins: int, lo: float, hi: float):
     """Counts and edges via torch.histc: stays on the weight's device, so a 4096x14336 matrix is fine."""
     import torch
@@ -147,16 +154,22 @@ def nf4_codebook(
     blocksize: int = 64,
     *,
     name: str = "weight matrix",
+    double_quant: bool = True,
 ) -> Figure:
-    """Left: the weights after per-block absmax scaling, with the 16 NF4 levels; right: the round-trip error."""
+    """Left: the weights after per-block absmax scaling, with the 16 NF4 levels; right: the round-trip error.
+
+    ``double_quant`` as in the course's ``BitsAndBytesConfig`` (on): the block scales are stored in 8 bits,
+    which sets the bits per weight in the caption (about 4.127 instead of 4.5).
+    """
     import torch
 
-    w, restored, packed, state = _nf4_roundtrip(weight, blocksize, double_quant=False)
-    stats = _error_stats(w, restored, packed, state, blocksize, double_quant=False)
+    w, restored, packed, state = _nf4_roundtrip(weight, blocksize, double_quant=double_quant)
+    stats = _error_stats(w, restored, packed, state, blocksize, double_quant=double_quant)
     n = w.numel()
     # bitsandbytes blocks the flattened (row-major) tensor; dividing by its own absmax per block
     # shows exactly the numbers that get rounded to a code value.
-    scale = state.absmax.to(w.device, torch.float32).repeat_interleave(blocksize)[:n]
+    absmax = dequantize_absmax(state) if state.nested else state.absmax
+    scale = absmax.to(w.device, torch.float32).repeat_interleave(blocksize)[:n]
     normalised = w.flatten() / torch.where(scale > 0, scale, torch.ones_like(scale))
     code = nf4_code_values().tolist()
 
@@ -166,7 +179,7 @@ def nf4_codebook(
     left.stairs(counts / n * 100, edges, fill=True, color="#90caf9", label="weights / their block's absmax")
     for i, c in enumerate(code):
         left.axvline(c, color="#e65100", lw=1.2, alpha=0.85, label="the 16 NF4 levels" if i == 0 else None)
-    left.set_title(f"{name} ({n:,} values) scaled block by block into [-1, 1]")
+    left.set_title(f"{name}, {n:,} values,\nscaled block by block into [-1, 1]")
     left.set_xlabel(f"weight / absmax of its block of {blocksize}")
     left.set_ylabel("share of weights per bin (%)")
     left.set_xlim(-1.05, 1.05)
@@ -186,7 +199,7 @@ def nf4_codebook(
     counts, edges = _histogram(err, 121, -bound, bound)
     right.stairs(counts / n * 100, edges, fill=True, color="#ef9a9a")
     right.set_title(
-        f"round-trip error: mean |w - q(w)| = {stats['mean_abs_error']:.2e}, "
+        f"round-trip error\nmean |w - q(w)| = {stats['mean_abs_error']:.2e}, "
         f"||w - q(w)|| / ||w|| = {stats['relative_error']:.1%}"
     )
     right.set_xlabel("w - dequantize(quantize(w))  (same units as the weights)")
@@ -195,11 +208,13 @@ def nf4_codebook(
 
     fig.suptitle("NF4: every weight becomes one of 16 levels times its block's absmax", fontsize=13)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
+    scales = (f"an 8-bit absmax per {blocksize} weights + a 32-bit scale per 256 blocks" if double_quant
+              else f"a 32-bit absmax per {blocksize} weights")
     fig.text(
         0.5,
         0.045,
-        f"{stats['bits_per_weight']:.2f} bits per weight instead of 16 (4-bit code + a 32-bit absmax per "
-        f"{blocksize} weights); the error is the price of a {16 / stats['bits_per_weight']:.1f}x smaller model.",
+        f"{stats['bits_per_weight']:.3f} bits per weight instead of 16 (4-bit code + {scales}); the error is "
+        f"the price of a {16 / stats['bits_per_weight']:.1f}x smaller matrix.",
         **CAPTION_STYLE,
     )
     return _finish(fig, path)
@@ -299,6 +314,9 @@ def _display_token(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t").replace(" ", "␣")
 
 
+GAP_TOKEN = "…"  # stands for the tokens left out between the start and the end of a long example
+
+
 def label_mask(
     rows: Sequence[tuple[str, bool]],
     path: str | os.PathLike | None = None,
@@ -306,12 +324,22 @@ def label_mask(
     title: str = "One training example: only the answer tokens carry the loss",
     *,
     line_chars: int = 110,
+    tail_tokens: int = 30,
 ) -> Figure:
     """Each token as a box in reading order, green where it carries loss, grey where its label is -100.
 
-    ``rows`` is ``[(token text, carries loss), ...]``, e.g. from ``training.label_mask_rows``.
+    ``rows`` is ``[(token text, carries loss), ...]``, e.g. from ``training.label_mask_rows``. A longer
+    example shows its first ``max_tokens - tail_tokens`` tokens (where the prompt ends and the answer
+    starts), a white "…" box for the tokens left out, and its last ``tail_tokens`` (where the answer ends
+    and the end token carries loss).
     """
-    shown = list(rows)[: max(max_tokens, 0)]
+    rows = list(rows)
+    max_tokens = max(max_tokens, 0)
+    tail = min(max(tail_tokens, 0), max_tokens)
+    if len(rows) > max_tokens and tail:
+        shown = rows[: max_tokens - tail] + [(GAP_TOKEN, None)] + rows[-tail:]
+    else:
+        shown = rows[:max_tokens]
     font_size = 9
     char_in = 0.602 * font_size / 72  # advance of one DejaVu Sans Mono character, in inches
     pad, gap = 0.8, 0.35  # in characters: text margin inside a box, space between boxes
@@ -325,7 +353,7 @@ def label_mask(
         width = max(len(label), 1) + pad
         if x > 0 and x + width > line_chars:
             x, line = 0.0, line + 1
-        boxes.append((x, line, width, label, bool(loss)))
+        boxes.append((x, line, width, label, None if loss is None else bool(loss)))
         x += width + gap
         if "\n" in str(text):
             x, line = 0.0, line + 1  # follow the text's own line breaks: easier to read
@@ -342,6 +370,8 @@ def label_mask(
 
     for bx, by, bw, label, loss in boxes:
         face, edge = (LOSS_FACE, LOSS_EDGE) if loss else (PROMPT_FACE, PROMPT_EDGE)
+        if loss is None:  # the gap between the start and the end
+            face, edge = "white", "white"
         ax.add_patch(
             FancyBboxPatch(
                 (bx, by + 0.14),
@@ -379,10 +409,13 @@ def label_mask(
         fontsize=9,
     )
     ax.set_title(title, fontsize=12, pad=30, loc="left", parse_math=False)
+    n_shown = sum(1 for *_, loss in boxes if loss is not None)
     n_loss = sum(1 for *_, loss in boxes if loss)
-    caption = f"{n_loss} of {len(boxes)} tokens shown carry loss; the others have label -100. ␣ marks a space."
-    if len(rows) > len(boxes):
-        caption += f" First {len(boxes)} of {len(rows)} tokens shown."
+    caption = f"{n_loss} of {n_shown} tokens shown carry loss; the others have label -100. ␣ marks a space."
+    if len(rows) > n_shown:
+        head = n_shown - tail if tail else n_shown
+        caption += f" The first {head} and the last {tail} of {len(rows)} tokens are shown." if tail else (
+            f" First {n_shown} of {len(rows)} tokens shown.")
     fig.text(0.5, (bottom_in - 0.1) / height_in, caption, parse_math=False, **CAPTION_STYLE)
     return _finish(fig, path)
 
@@ -459,9 +492,12 @@ def loss_curve(log_history: Sequence[dict], path: str | os.PathLike | None = Non
 def accuracy_bars(
     runs: Sequence[tuple[str, dict]],
     path: str | os.PathLike | None = None,
-    title: str = "GSM8K accuracy with 95% Wilson intervals",
+    title: str = "Accuracy with 95% Wilson intervals",
 ) -> Figure:
-    """Strict and flexible accuracy per run (the dicts of ``evaluation.summarize``) with 95% interval bars."""
+    """Strict and flexible accuracy per run (the dicts of ``evaluation.summarize``) with 95% interval bars.
+
+    Name the dataset in ``title`` (``data.dataset_name``): the cpu track does not use GSM8K.
+    """
     metrics = [
         ("strict", "strict (first '#### N')", "#1565c0"),
         ("flexible", "flexible (last number)", "#90caf9"),

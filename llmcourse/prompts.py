@@ -8,6 +8,8 @@ Two formats, chosen by the model:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 PLAIN_PROMPT = "Question: {question}\nAnswer:"
 # What a base model writes when it carries on past its answer: the start of a new question.
 PLAIN_STOP_STRINGS = ("\nQuestion:",)
@@ -55,12 +57,27 @@ def training_example(question: str, solution: str, prompt_format: str) -> dict:
     raise ValueError(f"Unknown prompt format {prompt_format!r}: use one of {PROMPT_FORMATS}.")
 
 
-def generation_prompt(question: str, prompt_format: str, tokenizer) -> str:
-    """The exact text the model sees at evaluation time, as a string (special tokens included)."""
+# Between two worked examples of a few-shot prompt (the plain format): a blank line, as in lm-eval's gsm8k.
+FEW_SHOT_SEPARATOR = "\n\n"
+
+
+def generation_prompt(
+    question: str, prompt_format: str, tokenizer, examples: Sequence[tuple[str, str]] = ()
+) -> str:
+    """The exact text the model sees at evaluation time, as a string (special tokens included).
+
+    ``examples`` (question, worked solution) pairs make it a few-shot prompt: each example is written in the
+    very format of the training data (prompt, then completion), before the question. None: zero-shot.
+    """
     if prompt_format == "plain":
-        return plain_prompt(question)
+        shots = [plain_prompt(q) + plain_completion(solution) for q, solution in examples]
+        return FEW_SHOT_SEPARATOR.join([*shots, plain_prompt(question)])
     if prompt_format == "chat":
-        return tokenizer.apply_chat_template(chat_messages(question), tokenize=False, add_generation_prompt=True)
+        messages = []
+        for q, solution in examples:
+            messages += chat_messages(q) + [{"role": "assistant", "content": solution.strip()}]
+        messages += chat_messages(question)
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     raise ValueError(f"Unknown prompt format {prompt_format!r}: use one of {PROMPT_FORMATS}.")
 
 
@@ -80,10 +97,13 @@ def end_token_ids(tokenizer, prompt_format: str) -> list[int]:
 
 
 def choose_pad_token(tokenizer) -> str:
-    """A padding token that is not the end token (pitfall 3).
+    """A padding token that is not the end token (pitfall 3 in docs/PITFALLS.md).
 
-    If pad == EOS, a collator that masks padding also masks the real end token, and the model never
-    learns to stop. Llama 3.1 reserves ``<|finetune_right_pad_id|>`` for this; SmolLM2 has
+    TRL 1.x's collator masks labels by position (its completion mask), so there pad == EOS is harmless;
+    but a collator that masks labels by pad id (transformers' ``DataCollatorForLanguageModeling``, many
+    older tutorials) would mask the real end token too, and the model would never learn to stop; and in
+    batched generation the padding of finished rows could not be told from a real end token. Llama 3.1
+    has no pad token of its own but reserves ``<|finetune_right_pad_id|>`` for this; SmolLM2 has
     ``<|endoftext|>`` besides its ``<|im_end|>`` end token.
     """
     vocab = tokenizer.get_vocab()

@@ -1,4 +1,4 @@
-"""The running kernel against the installed packages (pitfall 10).
+"""The running kernel against the installed packages (pitfall 10 in docs/PITFALLS.md).
 
 Colab starts with torch, transformers and friends already installed, and may have imported some of
 them. A package imported before ``pip`` upgraded it stays old in the running kernel, and the errors

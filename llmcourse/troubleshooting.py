@@ -4,7 +4,7 @@ Every helper that can fail in a way a learner should understand raises ``CourseE
 key from ``PROBLEMS``, so a broken cell ends in three lines (what, why, what to do) instead of a long
 traceback, and the README's troubleshooting table (``markdown_table()``) is generated from the same text.
 
-    >>> err = CourseError("out_of_memory_generation", "batch of 16 did not fit", suggestion=8)
+    >>> err = CourseError("out_of_memory_generation", "batch of 16 did not fit", batch_size=16, suggestion=8)
     >>> print(err)  # doctest: +ELLIPSIS
     GPU out of memory during generation: batch of 16 did not fit
     Why: ...
@@ -23,38 +23,55 @@ from llmcourse.profiles import LLAMA_BASE, LLAMA_BASE_UNGATED
 
 @dataclass(frozen=True)
 class Problem:
-    """One failure the course knows about. ``cause`` and ``fix`` may hold ``{name}`` fields."""
+    """One failure the course knows about. ``symptom``, ``cause`` and ``fix`` may hold ``{name}`` fields.
+
+    A field is required (the code that raises the error must give its value) unless ``defaults`` gives it
+    a value that reads as a plain sentence (a knob name such as ``BATCH_SIZE``).
+    """
 
     key: str
     symptom: str  # what the learner sees, short
     cause: str  # why it happened
     fix: str  # exact steps
-    # Readable stand-ins for this problem's fields, used when the caller leaves them out.
     defaults: tuple[tuple[str, str], ...] = ()
 
-    def render(self, text: str, values: Mapping[str, Any] | None = None) -> str:
-        """``text`` (this problem's symptom, cause or fix) with its fields filled."""
-        return fill(text, {**dict(self.defaults), **(values or {})})
+    def fields(self) -> set[str]:
+        """The names of every ``{name}`` field in the symptom, the cause and the fix."""
+        return {name for text in (self.symptom, self.cause, self.fix) for name in _field_names(text)}
+
+    def required(self) -> set[str]:
+        """The fields a caller must fill: those without a default."""
+        return self.fields() - {name for name, _ in self.defaults}
+
+    def render(self, text: str, values: Mapping[str, Any]) -> str:
+        """``text`` (this problem's symptom, cause or fix) with its fields filled from ``values``."""
+        filled = {**dict(self.defaults), **values}
+        missing = sorted(_field_names(text) - set(filled))
+        if missing:
+            raise TypeError(f"CourseError({self.key!r}) needs a value for {', '.join(missing)}")
+        return text.format_map(filled)
 
 
-# Readable stand-ins for fields a caller did not fill, so a message never shows a bare "{name}".
-DEFAULTS: dict[str, str] = {
-    "model_id": LLAMA_BASE,
-    "fallback": LLAMA_BASE_UNGATED,
-    "profile": "t4",
-    "suggestion": "half its current value",
-    "row": "?",
-    "field": "?",
-    "source": "the dataset file",
-    "reason": "see the detail above",
-    "path": "the expected file",
-    "differences": "see the detail above",
-    "adapter_base": "another base model",
-    "needed_gb": "more",
-    "free_gb": "less",
-    "packages": "some packages",
-    "label": "before",
-    "notebook": "notebook 02 (02_dataset_and_baseline)",
+def _field_names(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+# How the README's table writes each required field: a placeholder, never an invented value.
+PLACEHOLDERS: dict[str, str] = {
+    "profile": "<profile>",
+    "model_id": "<model id>",
+    "row": "<N>",
+    "source": "<file>",
+    "field": "<field>",
+    "reason": "<reason>",
+    "path": "<path>",
+    "differences": "<the settings that differ>",
+    "adapter_base": "<the adapter's base model>",
+    "needed_gb": "<N>",
+    "free_gb": "<M>",
+    "packages": "<packages and versions>",
+    "label": "<label>",
+    "notebook": "<notebook>",
 }
 
 _RESTART = "Runtime > Restart session (Jupyter: Kernel > Restart Kernel)"
@@ -113,6 +130,7 @@ _PROBLEM_LIST = [
             "access' in its settings. To go on right now, set MODEL_ID = '{fallback}' in the parameters cell: "
             "an ungated copy of the same weights."
         ),
+        defaults=(("fallback", LLAMA_BASE_UNGATED),),
     ),
     Problem(
         key="repo_not_found",
@@ -131,8 +149,8 @@ _PROBLEM_LIST = [
         key="hub_unreachable",
         symptom="Cannot reach the Hugging Face Hub",
         cause=(
-            "There is no working network connection to huggingface.co ({reason}): Wi-Fi down, a firewall "
-            "or proxy, HF_HUB_OFFLINE=1 set, or the Hub itself is having trouble."
+            "There is no working network connection to huggingface.co: Wi-Fi down, a firewall or proxy, "
+            "HF_HUB_OFFLINE=1 set, or the Hub itself is having trouble (the first line says which)."
         ),
         fix=(
             "Check the connection and run this cell again (in Colab: Runtime > Disconnect and delete runtime, "
@@ -148,10 +166,11 @@ _PROBLEM_LIST = [
             "The activations for a batch of {batch_size} sequences of up to {max_length} tokens do not fit in "
             "GPU memory next to the 4-bit model, the LoRA weights and the optimizer state."
         ),
-        defaults=(("batch_size", "BATCH_SIZE"), ("max_length", "MAX_LENGTH")),
+        defaults=(("batch_size", "BATCH_SIZE"), ("max_length", "MAX_LENGTH"), ("suggestion", "half its current value")),
         fix=(
             "In the parameters cell lower BATCH_SIZE to {suggestion} and raise GRAD_ACCUM by the same factor "
-            "(the effective batch BATCH_SIZE x GRAD_ACCUM, and so the result, stays the same); if that is not "
+            "(the effective batch BATCH_SIZE x GRAD_ACCUM stays the same, so the training is nearly the same; "
+            "fp16 rounding differs a little); if that is not "
             "enough, lower MAX_LENGTH (e.g. 384) and keep GRADIENT_CHECKPOINTING = True (the t4 default). Then "
             + _RESTART
             + " and run from the top: memory held by the failed step is only given back by a restart. "
@@ -165,10 +184,12 @@ _PROBLEM_LIST = [
             "Generating for {batch_size} questions at once, up to {max_new_tokens} new tokens each, needs more "
             "memory than is free: the key-value cache grows with batch size x length."
         ),
-        defaults=(("batch_size", "EVAL_BATCH_SIZE"), ("max_new_tokens", "MAX_NEW_TOKENS")),
+        defaults=(("batch_size", "EVAL_BATCH_SIZE"), ("max_new_tokens", "MAX_NEW_TOKENS"),
+                  ("suggestion", "half its current value")),
         fix=(
             "Lower EVAL_BATCH_SIZE to {suggestion} in the parameters cell (or lower MAX_NEW_TOKENS) and run "
-            "this cell again: the answers are the same, it only takes longer. If even EVAL_BATCH_SIZE = 1 "
+            "this cell again. It takes longer, and the answers may differ on a few questions (in fp16 and "
+            "4-bit, another batch size changes the kernels and their rounding). If even EVAL_BATCH_SIZE = 1 "
             "fails, " + _RESTART + " to free memory left over from earlier cells, and run from the top."
         ),
     ),
@@ -258,8 +279,8 @@ _PROBLEM_LIST = [
         key="malformed_results",
         symptom="A results file cannot be read",
         cause=(
-            "{path} is not a valid results file ({reason}). It may have been cut short by a disconnect while "
-            "it was being written, or edited by hand."
+            "{path} is not a valid results file (the first line says what is wrong). It may have been cut "
+            "short by a disconnect while it was being written, or edited by hand."
         ),
         fix=(
             "Rename or delete {path} and run the notebook that made it again (02 for the baseline, 04 for the "
@@ -283,10 +304,12 @@ _PROBLEM_LIST = [
     Problem(
         key="low_ram",
         symptom="Not enough RAM",
-        cause="This step needs about {needed_gb} GB of RAM, but the machine has {free_gb} GB.",
+        cause="This step needs about {needed_gb} GB of RAM, but only {free_gb} GB is available.",
         fix=(
-            "Skip this optional step (e.g. keep the adapter separate instead of merging it into a 16-bit "
-            "model), or run it on a machine with more RAM (Colab Pro high-RAM runtime or a local machine)."
+            _RESTART + " to free the memory that earlier cells hold, and run notebook 05 from the top (its merge "
+            "reads the base model one shard at a time). If it still does not fit, skip the merge: the adapter "
+            "works as it is on top of the 4-bit base model (notebook 04 loads it that way); or merge on a "
+            "machine with more RAM (Colab's high-RAM runtime or a local machine)."
         ),
     ),
 ]
@@ -294,54 +317,20 @@ _PROBLEM_LIST = [
 PROBLEMS: dict[str, Problem] = {problem.key: problem for problem in _PROBLEM_LIST}
 
 
-class _Fields(dict):
-    """Mapping for ``format_map`` that falls back to a readable default instead of raising KeyError."""
-
-    def __missing__(self, name: str) -> str:
-        return DEFAULTS.get(name, f"<{name}>")
-
-
-class _LenientFormatter(string.Formatter):
-    """Fills ``{name}`` fields; a wrong format spec or an odd field shows the value as is, never raises."""
-
-    def get_value(self, key: Any, args: Any, kwargs: Any) -> Any:
-        return kwargs[key] if isinstance(key, str) else f"<{key}>"
-
-    def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
-        try:
-            return super().get_field(field_name, args, kwargs)
-        except (AttributeError, IndexError, KeyError, TypeError):
-            return f"<{field_name}>", field_name
-
-    def format_field(self, value: Any, format_spec: str) -> str:
-        try:
-            return super().format_field(value, format_spec)
-        except (TypeError, ValueError):
-            return str(value)
-
-
-_FORMATTER = _LenientFormatter()
-
-
-def fill(template: str, values: Mapping[str, Any] | None = None) -> str:
-    """Fill ``{name}`` fields of ``template`` from ``values``; missing ones get a readable default."""
-    fields = _Fields(values or {})
-    try:
-        return _FORMATTER.vformat(template, (), fields)
-    except ValueError:  # unbalanced braces in the template: show it unfilled rather than fail
-        return template
-
-
 class CourseError(RuntimeError):
     """A failure from the catalogue: ``str(err)`` says what happened, why, and what to do.
 
     ``CourseError(key, detail="", **values)``: ``key`` picks the ``Problem``; ``detail`` is this case's
     specifics (shown after the symptom); ``values`` fill the ``{name}`` fields of the cause and the fix.
+    A required field left out is a ``TypeError``: the learner never reads a message with a blank in it.
     """
 
     def __init__(self, key: str, detail: str = "", **values: Any) -> None:
         if key not in PROBLEMS:
             raise KeyError(f"Unknown problem key {key!r}. Known keys: {', '.join(PROBLEMS)}.")
+        missing = sorted(PROBLEMS[key].required() - set(values))
+        if missing:  # a bug in the code that raises, caught by the tests: never a message with blanks
+            raise TypeError(f"CourseError({key!r}) needs a value for {', '.join(missing)}")
         self.key = key
         self.problem = PROBLEMS[key]
         self.detail = str(detail)
@@ -384,14 +373,24 @@ def explain(key: str, detail: str = "", **values: Any) -> str:
 
 
 def _cell(text: str) -> str:
-    """Make text safe inside a Markdown table cell."""
-    return " ".join(text.split()).replace("\\", "\\\\").replace("|", "\\|")
+    """Make text safe inside a Markdown table cell: one line, ``|`` escaped, and a ``<`` outside a code
+    span written as ``&lt;`` (Markdown would take ``<name>`` for an HTML tag and hide it)."""
+    parts = " ".join(text.split()).replace("\\", "\\\\").replace("|", "\\|").split("`")
+    return "`".join(part if i % 2 else part.replace("<", "&lt;") for i, part in enumerate(parts))
 
 
 def markdown_table() -> str:
-    """A Markdown table "If you see | Why | Do this" made from ``PROBLEMS``, for the README."""
+    """A Markdown table "If you see | Why | Do this" made from ``PROBLEMS``, for the README.
+
+    Required fields are written as placeholders (``<N> GB``, in code spans so Markdown shows them), optional
+    ones with their default.
+    """
     lines = ["| If you see | Why | Do this |", "|---|---|---|"]
     for problem in PROBLEMS.values():
-        cells = (problem.render(problem.symptom), problem.render(problem.cause), problem.render(problem.fix))
+        unknown = sorted(problem.required() - set(PLACEHOLDERS))
+        if unknown:
+            raise KeyError(f"{problem.key}: no placeholder for {', '.join(unknown)} in PLACEHOLDERS")
+        values = {name: f"`{PLACEHOLDERS[name]}`" for name in problem.required()}
+        cells = (problem.render(text, values) for text in (problem.symptom, problem.cause, problem.fix))
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines)

@@ -303,3 +303,10 @@ def test_bad_row_explanation_is_filled() -> None:
                   source="data/test.jsonl")
     assert "?" not in info.value.cause
     assert "4" in info.value.cause and "data/test.jsonl" in info.value.cause
+
+
+def test_dataset_name_says_which_data_a_chart_shows():
+    from llmcourse.data import HUB_DATASET, dataset_name
+
+    assert dataset_name(HUB_DATASET) == "GSM8K"
+    assert "GSM8K" not in dataset_name("local") and "data/" in dataset_name("local")

@@ -134,3 +134,22 @@ def test_evaluate_grades_every_question_the_same_way(tiny_llama_4bit):
     assert run.summary["n"] == 4
     assert run.summary["strict_accuracy"] == sum(r["strict_correct"] for r in run.records) / 4
     assert run.summary["tokens_per_s"] > 0
+
+
+def test_evaluate_few_shot_puts_the_worked_examples_before_every_question(tiny_llama_4bit):
+    model, tok = tiny_llama_4bit
+    rows = [{"id": f"t-{i}", "question": q, "answer": "x\n#### 7"} for i, q in enumerate(QUESTIONS[:2])]
+    shots = [{"id": "train-0", "question": "What is 2 + 2?", "answer": "2 + 2 = <<2+2=4>>4\n#### 4"}]
+    settings = EvalSettings(label="before-fewshot", model_id="offline:tiny-random-llama3", adapter=None,
+                            prompt_format="plain", dataset="local", split="test", subset_seed=1, subset_size=2,
+                            max_new_tokens=4, batch_size=2, profile="smoke", weight_format="nf4",
+                            compute_dtype="float32", stop_strings=list(prompts.PLAIN_STOP_STRINGS),
+                            few_shot_ids=["train-0"])
+    run = evaluate(model, tok, rows, settings, progress=False, examples=shots)
+    for row, record in zip(rows, run.records, strict=True):
+        # The harness's own prompt builder, with the calculator notes removed as in training.
+        assert record["prompt"] == prompts.generation_prompt(row["question"], "plain", tok,
+                                                             examples=[("What is 2 + 2?", "2 + 2 = 4\n#### 4")])
+        assert record["prompt"].startswith("Question: What is 2 + 2?\nAnswer: 2 + 2 = 4\n#### 4\n\nQuestion: ")
+    with pytest.raises(ValueError, match="few_shot_ids"):
+        evaluate(model, tok, rows, settings, progress=False)  # examples missing: refused, not silently zero-shot

@@ -96,6 +96,8 @@ def test_nf4_codebook_figure(tmp_path):
     out = tmp_path / "figs" / "nf4.png"
     fig = plots.nf4_codebook(tiny_llama_q_proj(), path=out)
     try:
+        # Double quantization on, as in the course's BitsAndBytesConfig: 4 + 8/64 + 32/(64 x 256) bits.
+        assert "4.12" in fig.texts[-1].get_text() and "8-bit absmax" in fig.texts[-1].get_text()
         assert isinstance(fig, Figure)
         left, right = fig.axes
         code = plots.nf4_code_values().tolist()
@@ -200,15 +202,30 @@ def test_label_mask_one_box_per_token_coloured_by_loss(tmp_path):
     assert_png(out)
 
 
-def test_label_mask_truncates_to_max_tokens_and_wraps():
-    rows = [(f" tok{i}", i >= 100) for i in range(200)]
-    fig = plots.label_mask(rows, max_tokens=150)
+def test_label_mask_shows_the_start_and_the_end_of_a_long_example_and_wraps():
+    rows = [(f" tok{i}", i >= 100) for i in range(199)] + [("<|end_of_text|>", True)]
+    fig = plots.label_mask(rows, max_tokens=150, tail_tokens=30)
     try:
         boxes = token_boxes(fig)
-        assert len(boxes) == 150
+        assert len(boxes) == 150 + 1  # 120 from the start, the "…" gap, the last 30
+        texts = [t.get_text() for t in fig.axes[0].texts]
+        assert texts[:2] == ["␣tok0", "␣tok1"] and texts[119] == "␣tok119"
+        assert texts[120] == plots.GAP_TOKEN
+        assert texts[121] == "␣tok170" and texts[-1] == "<|end_of_text|>"  # the end token, and its loss
+        assert boxes[-1].get_facecolor() == matplotlib.colors.to_rgba(plots.LOSS_FACE)
         lines = {round(b.get_y()) for b in boxes}
         assert len(lines) > 3  # wrapped, not one endless row
         assert all(b.get_x() + b.get_width() <= fig.axes[0].get_xlim()[1] for b in boxes)
+        assert "The first 120 and the last 30 of 200 tokens are shown." in fig.texts[-1].get_text()
+    finally:
+        plt.close(fig)
+
+
+def test_label_mask_without_a_tail_truncates():
+    rows = [(f" tok{i}", i >= 100) for i in range(200)]
+    fig = plots.label_mask(rows, max_tokens=150, tail_tokens=0)
+    try:
+        assert len(token_boxes(fig)) == 150
     finally:
         plt.close(fig)
 

@@ -182,6 +182,41 @@ def test_generation_prompt_plain_ignores_the_template(llama_tokenizer) -> None:
     assert "<|" not in text
 
 
+# --- few-shot prompts -------------------------------------------------------------------------
+
+SHOTS = [("Tom has 3 apples and buys 2. How many?", "3 + 2 = 5\n#### 5"), ("What is 6 x 7?", "6 x 7 = 42\n#### 42")]
+
+
+def test_few_shot_plain_is_training_examples_then_the_question() -> None:
+    text = generation_prompt(QUESTION, "plain", None, examples=SHOTS)
+    assert text == (
+        "Question: Tom has 3 apples and buys 2. How many?\nAnswer: 3 + 2 = 5\n#### 5\n\n"
+        "Question: What is 6 x 7?\nAnswer: 6 x 7 = 42\n#### 42\n\n"
+        "Question: Natalia sold clips to 48 of her friends. How many clips did she sell?\nAnswer:"
+    )
+    # Each shot is exactly a training example of notebook 03 (prompt + completion), and the question is
+    # exactly the zero-shot prompt: the only change is the examples in front.
+    for q, solution in SHOTS:
+        row = training_example(q, solution, "plain")
+        assert row["prompt"] + row["completion"] in text
+    assert text.endswith(generation_prompt(QUESTION, "plain", None))
+    # The stop rule that ends a zero-shot answer at a new "Question:" also ends a few-shot one.
+    assert all(s in text for s in stop_strings("plain"))
+
+
+def test_zero_shot_is_the_default() -> None:
+    assert generation_prompt(QUESTION, "plain", None, examples=()) == plain_prompt(QUESTION)
+
+
+def test_few_shot_chat_is_alternating_turns(llama_tokenizer) -> None:
+    text = generation_prompt(QUESTION, "chat", llama_tokenizer, examples=SHOTS)
+    assert text.count("<|start_header_id|>user<|end_header_id|>") == 3
+    assert text.count("<|start_header_id|>assistant<|end_header_id|>") == 3  # two answers, then ours to write
+    assert "6 x 7 = 42\n#### 42<|eot_id|>" in text
+    assert text.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
+    assert text.count("<|begin_of_text|>") == 1
+
+
 # --- fake tokenizers ---------------------------------------------------------------------------
 
 

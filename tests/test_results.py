@@ -366,6 +366,7 @@ def test_ids_mismatch(tmp_path: Path, change: str) -> None:
         ({"dataset": "openai/gsm8k"}, "dataset"),
         ({"split": "train"}, "split"),
         ({"stop_strings": []}, "stop_strings"),
+        ({"few_shot_ids": ["train-1", "train-2"]}, "few_shot_ids"),
     ],
 )
 def test_check_comparable_rejects_other_settings(changes: dict, name: str) -> None:
