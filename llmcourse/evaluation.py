@@ -34,6 +34,8 @@ class EvalSettings:
     compute_dtype: str
     decoding: str = "greedy"
     stop_strings: list[str] = field(default_factory=list)
+    # How far the adapter was trained: "4 of 4 steps", or "PARTIAL: 2 of 4 steps" when cut short.
+    adapter_training: str | None = None
 
     # What must be equal for a before/after pair to be comparable.
     COMPARED = ("prompt_format", "dataset", "split", "subset_seed", "max_new_tokens", "decoding", "stop_strings")
@@ -132,7 +134,8 @@ def format_summary(run: EvalRun) -> str:
     return "\n".join(
         [
             f"{run.settings.label}: {run.settings.model_id}"
-            + (f" + adapter {run.settings.adapter}" if run.settings.adapter else ""),
+            + (f" + adapter {run.settings.adapter}" if run.settings.adapter else "")
+            + (f" ({run.settings.adapter_training})" if run.settings.adapter_training else ""),
             f"  strict accuracy   {s['strict_accuracy']:6.1%}  (95% CI {lo:.1%} to {hi:.1%}, "
             f"{s['strict_correct']}/{s['n']})",
             f"  flexible accuracy {s['flexible_accuracy']:6.1%}  (95% CI {flo:.1%} to {fhi:.1%})",

@@ -291,6 +291,38 @@ _PROBLEM_LIST = [
     ),
 ]
 
+# --- the knobs of the parameters cells (checked by llmcourse.profiles.check_knob, issue 16) ----------
+_PROBLEM_LIST += [
+    Problem(
+        key="bad_parameter",
+        symptom="A parameter has a value the course cannot use",
+        cause="{name} = {value} is not {accepted}. It was caught before anything was loaded.",
+        fix=(
+            "Set {name} in the parameters cell (or -p {name} VALUE on the runner's command line) to "
+            "{accepted}, for example {name} = {example}, or to None for the profile's default; then run the "
+            "notebook from the parameters cell on."
+        ),
+        defaults=(("name", "the parameter"), ("value", "the value given"),
+                  ("accepted", "a value of the kind its comment in the parameters cell says"),
+                  ("example", "the value in that comment")),
+    ),
+    Problem(
+        key="unknown_parameter",
+        symptom="Unknown parameter name",
+        cause=(
+            "{name} is not the name of a parameter (a typo, or a parameter of another notebook), so it "
+            "would be silently ignored. The closest known names: {closest}."
+        ),
+        fix=(
+            "Correct the name (names are upper case, as in the parameters cells) and run again. The known "
+            "names: {known}. With the runner, "
+            "python -m llmcourse.run_series --list-parameters shows them too."
+        ),
+        defaults=(("name", "the name given"), ("closest", "see the detail above"),
+                  ("known", "see the parameters cell of each notebook")),
+    ),
+]
+
 PROBLEMS: dict[str, Problem] = {problem.key: problem for problem in _PROBLEM_LIST}
 
 
