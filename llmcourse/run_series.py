@@ -131,7 +131,9 @@ def run(profile: str, notebooks: list[str], parameters: dict[str, object], out_d
     summary = {"profile": profile, "status": status, "minutes": {k: round(v / 60, 2) for k, v in timings.items()},
                "total_minutes": round(sum(timings.values()) / 60, 2)}
     summary.update(_results_summary(profile))
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    from llmcourse.results import write_text_atomic
+
+    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2))
     return summary
 
 
