@@ -162,6 +162,8 @@ def _results_summary(profile: str) -> dict:
         "before_stopped": round(before.summary["stopped_share"], 4),
         "after_stopped": round(after.summary["stopped_share"], 4),
         "after_end_token": round(after.summary["end_token_share"], 4),
+        "adapter": after.settings.adapter,
+        "adapter_training": after.settings.adapter_training,  # "PARTIAL: ..." when 03 was cut short
     }
 
 
@@ -203,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {'total':34} {summary['total_minutes']:6.1f} min")
     if "before_strict" in summary:
         print(f"  {summary['model_id']} on {summary['questions']} held-out questions (strict accuracy):")
+        if summary.get("adapter_training"):
+            print(f"    adapter {summary['adapter']} ({summary['adapter_training']})")
         print(f"    before {summary['before_strict']:.1%}   after {summary['after_strict']:.1%}   "
               f"difference {summary['difference']:+.1%}   exact McNemar p = {summary['mcnemar_p']:.2g}")
     else:
