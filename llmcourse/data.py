@@ -16,6 +16,8 @@ from llmcourse.troubleshooting import CourseError
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 HUB_DATASET = "openai/gsm8k"
 REQUIRED_FIELDS = ("question", "answer")
+# Rows in each split of the Hub's GSM8K (config "main"), so a knob can be checked before any download.
+HUB_SPLIT_ROWS = {HUB_DATASET: {"train": 7473, "test": 1319}}
 
 
 def check_row(row: object, where: str, number: int | str = "?", source: str = "the dataset") -> dict:
@@ -100,6 +102,17 @@ def load_split(dataset: str, split: str, data_dir: Path = DATA_DIR, skip_bad: bo
         {"id": row.get("id") or f"{split}-{index:05d}", "question": row["question"], "answer": row["answer"]}
         for index, row in enumerate(rows)
     ]
+
+
+def split_size(dataset: str, split: str, data_dir: Path = DATA_DIR) -> int | None:
+    """Rows in a split without loading it (None when unknown): counted in ``data/``, known for GSM8K."""
+    if dataset == "local":
+        path = Path(data_dir) / f"{split}.jsonl"
+        if not path.exists():
+            return None
+        with path.open(encoding="utf-8") as handle:
+            return sum(1 for line in handle if line.strip())
+    return HUB_SPLIT_ROWS.get(dataset, {}).get(split)
 
 
 def _load_hub(dataset: str, split: str) -> list[dict]:

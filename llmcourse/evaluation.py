@@ -36,6 +36,8 @@ class EvalSettings:
     decoding: str = "greedy"
     stop_strings: list[str] = field(default_factory=list)
     few_shot_ids: list[str] = field(default_factory=list)  # training rows shown as worked examples (none: zero-shot)
+    # How far the adapter was trained: "4 of 4 steps", or "PARTIAL: 2 of 4 steps" when cut short.
+    adapter_training: str | None = None
 
     # What must be equal for a before/after pair to be comparable.
     COMPARED = ("prompt_format", "dataset", "split", "subset_seed", "max_new_tokens", "decoding", "stop_strings",
@@ -154,6 +156,7 @@ def format_summary(run: EvalRun) -> str:
         [
             f"{run.settings.label}: {run.settings.model_id}"
             + (f" + adapter {run.settings.adapter}" if run.settings.adapter else "")
+            + (f" ({run.settings.adapter_training})" if run.settings.adapter_training else "")
             + _few_shot_note(len(run.settings.few_shot_ids)),
             f"  strict accuracy   {s['strict_accuracy']:6.1%}  (95% CI {lo:.1%} to {hi:.1%}, "
             f"{s['strict_correct']}/{s['n']})",

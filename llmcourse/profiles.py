@@ -2,6 +2,8 @@
 
 A profile fills the parameters cell's defaults; any knob can still be set by hand (parameters cell,
 papermill ``-p``) and the profile itself can be forced with the ``COURSE_PROFILE`` environment variable.
+Every knob a learner can set has one spec in ``KNOBS`` (type, range, an example), checked by ``check_knob``
+where the profile takes its overrides (``Profile.with_overrides``), before anything loads.
 
 | profile | where                          | model                               | compute |
 |---------|--------------------------------|-------------------------------------|---------|
@@ -14,8 +16,12 @@ papermill ``-p``) and the profile itself can be forced with the ``COURSE_PROFILE
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import os
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 PROFILE_NAMES = ("t4", "ampere", "cpu", "smoke")
@@ -47,6 +53,7 @@ class Profile:
     eval_size: int
     eval_batch_size: int
     max_new_tokens: int
+    few_shot: int  # worked examples in the prompt of 04's optional few-shot before row (0: no such row)
     # training
     train_size: int | None  # None = the whole training split
     max_steps: int  # -1 = one full epoch over train_size rows
@@ -67,16 +74,21 @@ class Profile:
     def with_overrides(self, **overrides: Any) -> Profile:
         """Return a copy with the given knobs replaced; ``None`` means "keep the profile's default".
 
-        Unknown names raise, so a typo in a parameters cell is caught instead of silently ignored.
+        Every value is checked against its knob's spec (``KNOBS``) and converted ("16" -> 16, "2e-4" ->
+        0.0002): a bad value raises ``CourseError('bad_parameter')`` naming the knob, what it accepts and an
+        example, before anything is loaded. An unknown name raises ``CourseError('unknown_parameter')`` with
+        the closest known names, so a typo in a parameters cell is caught instead of silently ignored.
         """
-        known = {f.name for f in dataclasses.fields(self)}
+        known = {f.name for f in dataclasses.fields(self)} & {name.lower() for name in KNOBS}
+        unknown = [key for key in overrides if key.lower() not in known]
+        if unknown:
+            raise unknown_parameter(unknown[0], [name.upper() for name in known], "a profile")
+        dataset = overrides.get("dataset") or overrides.get("DATASET") or self.dataset
         changes = {}
         for key, value in overrides.items():
-            name = key.lower()
-            if name not in known:
-                raise ValueError(f"Unknown setting {key!r}. Known settings: {', '.join(sorted(known))}.")
-            if value is not None:
-                changes[name] = value
+            checked = check_knob(key.upper(), value, dataset=dataset)
+            if checked is not None:
+                changes[key.lower()] = checked
         return dataclasses.replace(self, **changes)
 
     @property
@@ -106,6 +118,7 @@ PROFILES: dict[str, Profile] = {
         # Derived, not yet measured on a T4 (benchmarks/gpu_check.py measures it on a GPU).
         eval_batch_size=32,
         max_new_tokens=256,
+        few_shot=0,  # off: a second before-run with prompts several times longer; homework on a T4
         train_size=2000,
         max_steps=60,
         batch_size=4,
@@ -130,6 +143,7 @@ PROFILES: dict[str, Profile] = {
         eval_size=400,
         eval_batch_size=64,
         max_new_tokens=256,
+        few_shot=4,
         train_size=None,
         max_steps=-1,
         batch_size=16,
@@ -154,6 +168,7 @@ PROFILES: dict[str, Profile] = {
         eval_size=100,
         eval_batch_size=25,
         max_new_tokens=100,  # the longest worked solution in data/ is 85 tokens
+        few_shot=0,  # off: a second before-run with prompts several times longer
         train_size=960,  # 120 steps of 8: the whole cpu series takes about 28 minutes on 2 cores
         max_steps=-1,
         batch_size=8,
@@ -179,6 +194,7 @@ PROFILES: dict[str, Profile] = {
         eval_size=8,
         eval_batch_size=4,
         max_new_tokens=12,
+        few_shot=2,
         train_size=16,
         max_steps=4,
         batch_size=4,
@@ -194,6 +210,209 @@ PROFILES: dict[str, Profile] = {
         save_steps=2,
     ),
 }
+
+
+# --- the knobs: one spec each, checked where the profile takes its overrides --------------------------
+
+
+@dataclass(frozen=True)
+class Knob:
+    """What one parameters-cell knob accepts: the one spec ``check_knob`` checks it against.
+
+    ``kind``: int (a whole number), ints (a list of them), number, bool, text (no spaces), label (a
+    file-name-safe word), choice (one of ``choices``) or path (a folder or file that must exist).
+    """
+
+    name: str  # as written in the parameters cells
+    kind: str
+    accepted: str  # in words, for the message
+    example: str  # a good value, as it would be typed in the cell
+    minimum: float | None = None
+    maximum: float | None = None
+    special: tuple = ()  # values accepted beside the range (MAX_STEPS = -1)
+    choices: tuple[str, ...] = ()
+    clamp_to_split: str | None = None  # "test" / "train": more than the split holds is clamped, with a line
+
+
+def _whole(name: str, example: str, minimum: int = 1, note: str = "", **kw: Any) -> Knob:
+    return Knob(name, "int", f"a whole number >= {minimum}{note}", example, minimum=minimum, **kw)
+
+
+def _flag(name: str) -> Knob:
+    return Knob(name, "bool", "True or False", "True")
+
+
+def _knob_list() -> list[Knob]:
+    from llmcourse.prompts import PROMPT_FORMATS
+
+    return [
+        Knob("PROFILE", "choice", "one of " + ", ".join(PROFILE_NAMES), "'t4'", choices=PROFILE_NAMES),
+        Knob("MODEL_ID", "text", "a Hugging Face model id or a local folder", repr(LLAMA_BASE)),
+        Knob("PROMPT_FORMAT", "choice", "one of " + ", ".join(PROMPT_FORMATS), "'plain'", choices=PROMPT_FORMATS),
+        _whole("EVAL_SIZE", "200", note=", at most the number of test questions", clamp_to_split="test"),
+        _whole("EVAL_BATCH_SIZE", "16"),
+        _whole("MAX_NEW_TOKENS", "256"),
+        _whole("FEW_SHOT", "4", minimum=0, note=" (0: no few-shot row)"),
+        _whole("SUBSET_SEED", "1234", minimum=0),
+        _whole("OTHER_SEED", "99", minimum=0),
+        Knob("RUN_LABEL", "label", "a short name of letters, digits, '-' or '_'", "'instruct'"),
+        _flag("RUN_LM_EVAL"),
+        _whole("TRAIN_SIZE", "2000", note=", at most the number of training rows", clamp_to_split="train"),
+        _flag("FULL_EPOCH"),
+        Knob("MAX_STEPS", "int", "a whole number >= 1, or -1 for one epoch over TRAIN_SIZE rows", "60",
+             minimum=1, special=(-1,)),
+        _whole("BATCH_SIZE", "4"),
+        _whole("GRAD_ACCUM", "4"),
+        Knob("LEARNING_RATE", "number", "a positive number below 1", "2e-4", minimum=0, maximum=1),
+        _whole("LORA_R", "16", note=" (usually 8-64)"),
+        Knob("LORA_ALPHA", "number", "a positive number (usually 2 x LORA_R)", "32", minimum=0),
+        _whole("MAX_LENGTH", "512"),
+        _flag("GRADIENT_CHECKPOINTING"),
+        _whole("SAVE_STEPS", "10"),
+        _whole("STOP_AFTER_STEPS", "5"),
+        Knob("ADAPTER_DIR", "path", "the folder of a saved adapter (it must exist)",
+             "'/content/drive/MyDrive/llm-reasoning-course/t4/adapter/<run name>'"),
+        _whole("DEMO_STEPS", "10"),
+        _whole("STOP_AT", "5"),
+        _whole("DEMO_BATCH_SIZE", "4"),
+        _flag("EVALUATE_REFERENCE"),
+        _flag("EVALUATE_FEW_SHOT"),
+        Knob("FEW_SHOT_COUNTS", "ints", "a list of whole numbers >= 1", "[1, 4]", minimum=1),
+        Knob("REFERENCE_MODEL_ID", "text", "a Hugging Face model id or a local folder", repr(LLAMA_INSTRUCT)),
+        # Profile fields a parameters cell does not show, checked all the same when overridden.
+        Knob("WEIGHT_FORMAT", "choice", "nf4", "'nf4'", choices=("nf4",)),
+        Knob("COMPUTE_DTYPE", "choice", "one of float16, bfloat16, float32", "'float16'",
+             choices=("float16", "bfloat16", "float32")),
+        Knob("DATASET", "text", "'local' or a Hub dataset id", "'openai/gsm8k'"),
+        Knob("OPTIM", "text", "an optimizer name of transformers' TrainingArguments", "'paged_adamw_8bit'"),
+        _flag("FP16"),
+        _flag("BF16"),
+    ]
+
+
+KNOBS: dict[str, Knob] = {knob.name: knob for knob in _knob_list()}
+
+_TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
+
+
+def check_knob(name: str, value: Any, *, dataset: str | None = None, source: str = "", log=print) -> Any:
+    """The value converted to what the knob takes (``None`` stays ``None``: the profile's default).
+
+    A bad value raises ``CourseError('bad_parameter')`` that names the knob, the value, what is accepted
+    and an example. Strings from a command line are converted ("16" -> 16, "2e-4" -> 0.0002, "true" ->
+    True). A number above a limit that can be honoured (more questions than the split holds) is clamped
+    to it, with a printed line saying so (``dataset`` tells which split sizes apply).
+    """
+    if value is None:
+        return None
+    knob = KNOBS.get(name.upper())
+    if knob is None:
+        raise unknown_parameter(name, list(KNOBS), "the course")
+
+    def bad(problem: str) -> Exception:
+        from llmcourse.troubleshooting import CourseError
+
+        where = f" (from {source})" if source else ""
+        return CourseError("bad_parameter", f"{knob.name} = {value!r}{where}: {problem}", name=knob.name,
+                           value=repr(value), accepted=knob.accepted, example=knob.example)
+
+    text = value.strip() if isinstance(value, str) else None
+    if text == "":
+        raise bad("empty")
+    if knob.kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if text is not None and text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise bad("not True or False")
+    if knob.kind == "ints":  # a list of whole numbers: [1, 4], or "1,4" from a command line
+        items = text.strip("[]()").split(",") if text is not None else value
+        if not isinstance(items, list | tuple) or not items:
+            raise bad("not a list of whole numbers")
+        numbers = [_as_number(item.strip() if isinstance(item, str) else item, whole=True) for item in items]
+        if any(n is None or (knob.minimum is not None and n < knob.minimum) for n in numbers):
+            raise bad(knob.accepted)
+        return numbers
+    if knob.kind in ("int", "number"):
+        number = _as_number(value, whole=knob.kind == "int")
+        if number is None:
+            raise bad("not a whole number" if knob.kind == "int" else "not a number")
+        if number in knob.special:
+            return number
+        # Whole numbers include their minimum (>= 1); other numbers exclude both ends (> 0, < 1).
+        if knob.minimum is not None and (number < knob.minimum or (knob.kind == "number" and number == knob.minimum)):
+            raise bad(f"too small: {knob.accepted}")
+        if knob.maximum is not None and number >= knob.maximum:
+            raise bad(f"too large: {knob.accepted}")
+        if knob.clamp_to_split and dataset:
+            from llmcourse.data import split_size
+
+            limit = split_size(dataset, knob.clamp_to_split)
+            if limit is not None and number > limit:
+                where = "the project's data/" if dataset == "local" else dataset
+                log(f"{knob.name} = {number} is more than the {limit} rows of the {knob.clamp_to_split} split of "
+                    f"{where}: using {limit}.")
+                return limit
+        return number
+    if text is None:
+        raise bad(f"not text but a {type(value).__name__}")
+    if knob.kind == "choice":
+        if text.lower() not in knob.choices:
+            raise bad("not one of the choices")
+        return text.lower()
+    if knob.kind == "label":
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", text):
+            raise bad("letters, digits, '-' and '_' only (it becomes part of a file name)")
+        return text
+    if knob.kind == "path":
+        path = Path(text).expanduser()
+        if not path.exists():
+            raise bad(f"no such folder ({path.absolute()})")
+        return str(path.absolute())
+    if any(ch.isspace() for ch in text):
+        raise bad("spaces are not allowed here")
+    return text
+
+
+def _as_number(value: Any, whole: bool) -> int | float | None:
+    """``value`` as an int (``whole``) or a float, from a number or a string; None if it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip()) if not re.fullmatch(r"[+-]?\d+", value.strip()) else int(value)
+        except ValueError:
+            return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        if not whole:
+            return value
+        return int(value) if value.is_integer() else None
+    return None
+
+
+def unknown_parameter(name: str, known: list[str], where: str, takers: str = "") -> Exception:
+    """``CourseError('unknown_parameter')`` with the closest known names (a typo gets "did you mean")."""
+    from llmcourse.troubleshooting import CourseError
+
+    close = difflib.get_close_matches(name.upper(), [k.upper() for k in known], n=3, cutoff=0.6)
+    hint = f"did you mean {' or '.join(close)}?" if close else "no known name is close to it"
+    return CourseError("unknown_parameter", f"{name!r} is not a parameter of {where}: {hint}", name=name,
+                       closest=", ".join(close) or "none", known=takers or ", ".join(sorted(known)))
+
+
+def same_weights(model_a: str | None, model_b: str | None) -> bool:
+    """True when both ids name the same weights: a Hub id, its ungated mirror and a local copy of it."""
+    return base_model_name(model_a) == base_model_name(model_b)
+
+
+def base_model_name(model_id: str | None) -> str:
+    """The name of the original weights: ``SAME_WEIGHTS`` mirrors map to it, a local folder by its name."""
+    model_id = SAME_WEIGHTS.get(str(model_id), str(model_id))
+    return model_id.rstrip("/").replace(":", "/").split("/")[-1].lower()
 
 
 def gpu_capability() -> tuple[str, tuple[int, int]] | None:
@@ -226,12 +445,8 @@ def detect_profile(
     """
     env = os.environ if env is None else env
     for source, value in (("the parameters cell", requested), (f"${ENV_VAR}", env.get(ENV_VAR))):
-        if value:
-            name = value.strip().lower()
-            if name not in PROFILES:
-                raise ValueError(
-                    f"Unknown profile {value!r} (from {source}). Choose one of: {', '.join(PROFILE_NAMES)}."
-                )
+        if value is not None and not (isinstance(value, str) and not value.strip()):
+            name = check_knob("PROFILE", value, source=source)
             return dataclasses.replace(PROFILES[name], reason=f"asked for in {source}")
     found = gpu_capability() if gpu is False else gpu
     if found is None:

@@ -1,7 +1,7 @@
 """Result files: a JSON summary with the settings that made it, and one JSON line per question.
 
 A new run never overwrites an earlier one: each file name carries its time stamp, and ``load_latest``
-picks the newest. Files that are malformed or were made under other settings give a clear error.
+picks the newest. Files are written under a temporary name and renamed when complete. Files that are malformed or were made under other settings give a clear error.
 """
 
 from __future__ import annotations
@@ -9,10 +9,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
 import re
 from pathlib import Path
 
 from llmcourse.evaluation import EvalRun, EvalSettings, library_versions
+from llmcourse.profiles import same_weights
 from llmcourse.stats import PairedResult, paired_comparison
 from llmcourse.troubleshooting import CourseError
 
@@ -22,7 +24,11 @@ MADE_BY = {"before": "notebook 02 (02_dataset_and_baseline)", "after": "notebook
 
 
 def save_run(run: EvalRun, results_dir: Path) -> Path:
-    """Write ``<label>_<time>.json`` and ``<label>_<time>.jsonl``; return the summary's path."""
+    """Write ``<label>_<time>.json`` and ``<label>_<time>.jsonl``; return the summary's path.
+
+    Each file is written under a temporary name and renamed when complete, so a disconnect (or an error)
+    mid-write leaves no half file: the earlier runs beside it stay as they were.
+    """
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -32,9 +38,7 @@ def save_run(run: EvalRun, results_dir: Path) -> Path:
         suffix += 1
         base = results_dir / f"{run.settings.label}_{stamp}-{suffix}"
     jsonl = base.with_suffix(".jsonl")
-    with jsonl.open("w", encoding="utf-8") as handle:
-        for record in run.records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in run.records)
     summary = {
         "settings": dataclasses.asdict(run.settings),
         "summary": run.summary,
@@ -42,8 +46,34 @@ def save_run(run: EvalRun, results_dir: Path) -> Path:
         "versions": library_versions(),
         "per_question_file": jsonl.name,
     }
+    text = json.dumps(summary, indent=2, ensure_ascii=False)
     path = base.with_suffix(".json")
-    path.write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_text_atomic(jsonl, lines)
+    try:
+        write_text_atomic(path, text)  # the summary last: it is what load_latest looks for
+    except BaseException:
+        jsonl.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to a temporary file beside ``path``, then rename it (``os.replace``, atomic).
+
+    Readers see the old file or the complete new one, never a half-written one; on any error the
+    temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.incomplete")
+    try:
+        with temporary.open("w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -116,6 +146,8 @@ def load_latest(results_dir: Path, label: str) -> EvalRun:
 def check_comparable(before: EvalRun, after: EvalRun) -> None:
     """Raise ``CourseError('results_mismatch')`` unless both runs asked the same questions the same way."""
     problems = []
+    if not same_weights(before.settings.model_id, after.settings.model_id):  # a mirror of the same weights is fine
+        problems.append(f"base model: {before.settings.model_id!r} before, {after.settings.model_id!r} after")
     for name in EvalSettings.COMPARED:
         a, b = getattr(before.settings, name), getattr(after.settings, name)
         if a != b:
@@ -127,6 +159,13 @@ def check_comparable(before: EvalRun, after: EvalRun) -> None:
     if problems:
         raise CourseError("results_mismatch", "; ".join(problems), differences="; ".join(problems),
                           path="the saved before results")
+
+
+def check_same_model(before: EvalRun, model_id: str) -> None:
+    """Before a model is loaded: ``CourseError('results_mismatch')`` unless it has the before run's weights."""
+    if not same_weights(before.settings.model_id, model_id):
+        detail = f"base model: {before.settings.model_id!r} before, {model_id!r} now"
+        raise CourseError("results_mismatch", detail, differences=detail, path="the saved before results")
 
 
 def compare(before: EvalRun, after: EvalRun) -> tuple[PairedResult, list[dict], list[dict]]:

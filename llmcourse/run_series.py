@@ -3,6 +3,10 @@
     python -m llmcourse.run_series                 # the profile the hardware gives (no GPU: cpu)
     python -m llmcourse.run_series --profile smoke # CI's quick run
     python -m llmcourse.run_series -p EVAL_SIZE 50 # any parameter, passed to every notebook that has it
+    python -m llmcourse.run_series --list-parameters  # which notebooks take which parameter
+
+A parameter name that no notebook to run takes, or a value its knob does not accept, stops the run before
+the first notebook, with the closest names or what is accepted.
 
 Executed notebooks and a short summary (before, after, difference, time per notebook) go to
 ``outputs/<profile>/executed/``. The run stops at the first failing notebook and shows the failing cell.
@@ -17,6 +21,7 @@ import time
 from pathlib import Path
 
 from llmcourse.profiles import PROFILE_NAMES, detect_profile
+from llmcourse.troubleshooting import CourseError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = [
@@ -42,6 +47,47 @@ def notebook_parameters(path: Path) -> set[str]:
     return set()
 
 
+def parameter_table(notebooks: list[str], notebooks_dir: Path = None) -> dict[str, list[str]]:
+    """Each parameter name and the notebooks (of ``notebooks``) whose parameters cell takes it."""
+    notebooks_dir = notebooks_dir or REPO_ROOT / "notebooks"
+    takers: dict[str, list[str]] = {}
+    for name in notebooks:
+        for parameter in sorted(notebook_parameters(notebooks_dir / name)):
+            takers.setdefault(parameter, []).append(name[:2])
+    return dict(sorted(takers.items()))
+
+
+def describe_parameters(takers: dict[str, list[str]]) -> str:
+    """``EVAL_SIZE (02), MODEL_ID (00, 01, 02, 03, 04), ...``: which notebooks take which knob."""
+    return ", ".join(f"{name} ({', '.join(numbers)})" for name, numbers in takers.items())
+
+
+def check_parameters(parameters: dict[str, object], notebooks: list[str], profile: str,
+                     notebooks_dir: Path = None, log=print) -> dict[str, object]:
+    """The parameters checked and converted, before any notebook runs.
+
+    A name that none of the notebooks to run takes raises ``CourseError('unknown_parameter')`` with the
+    closest known names and the notebooks that take each; a bad value raises ``CourseError('bad_parameter')``
+    (the knob specs in ``llmcourse.profiles.KNOBS``); a value above what the data holds is clamped.
+    """
+    from llmcourse.profiles import KNOBS, PROFILES, check_knob, unknown_parameter
+
+    takers = parameter_table(notebooks, notebooks_dir)
+    run_names = ", ".join(n[:2] for n in notebooks)
+    checked = {}
+    for name, value in parameters.items():
+        if name not in takers:
+            everywhere = parameter_table(NOTEBOOKS, notebooks_dir) if set(notebooks) != set(NOTEBOOKS) else takers
+            where = f"the notebooks run ({run_names})"
+            if name in everywhere:
+                where += f"; it is taken by {', '.join(everywhere[name])} only"
+            raise unknown_parameter(name, list(takers), where, takers=describe_parameters(takers))
+        if name in KNOBS:
+            value = check_knob(name, value, dataset=PROFILES[profile].dataset, log=log)
+        checked[name] = value
+    return checked
+
+
 def failing_cell(path: Path) -> str:
     """The source and error of the first cell that raised, from an executed notebook."""
     import nbformat
@@ -58,6 +104,7 @@ def failing_cell(path: Path) -> str:
 def run(profile: str, notebooks: list[str], parameters: dict[str, object], out_dir: Path,
         notebooks_dir: Path = REPO_ROOT / "notebooks", log=print, progress: bool = False) -> dict:
     """Execute the notebooks in order; return the summary (also written to ``out_dir/summary.json``)."""
+    parameters = check_parameters(parameters, notebooks, profile, notebooks_dir, log=log)
     import papermill as pm
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -84,7 +131,9 @@ def run(profile: str, notebooks: list[str], parameters: dict[str, object], out_d
     summary = {"profile": profile, "status": status, "minutes": {k: round(v / 60, 2) for k, v in timings.items()},
                "total_minutes": round(sum(timings.values()) / 60, 2)}
     summary.update(_results_summary(profile))
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    from llmcourse.results import write_text_atomic
+
+    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2))
     return summary
 
 
@@ -113,6 +162,8 @@ def _results_summary(profile: str) -> dict:
         "before_stopped": round(before.summary["stopped_share"], 4),
         "after_stopped": round(after.summary["stopped_share"], 4),
         "after_end_token": round(after.summary["end_token_share"], 4),
+        "adapter": after.settings.adapter,
+        "adapter_training": after.settings.adapter_training,  # "PARTIAL: ..." when 03 was cut short
     }
 
 
@@ -129,13 +180,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     parser.add_argument("--only", nargs="*", help="run only these notebooks (file names)")
     parser.add_argument("--out", type=Path, help="folder for executed notebooks (default outputs/<profile>/executed)")
+    parser.add_argument("--list-parameters", action="store_true", help="show which notebooks take which parameter")
     args = parser.parse_args(argv)
 
+    notebooks = args.only or NOTEBOOKS
+    if args.list_parameters:
+        for name, numbers in parameter_table(notebooks).items():
+            print(f"  {name:24} {', '.join(numbers)}")
+        return 0
     profile = detect_profile(args.profile)
     print(f"profile {profile.name}: {profile.reason}")
     out_dir = args.out or REPO_ROOT / "outputs" / profile.name / "executed"
     parameters = {name: _value(value) for name, value in args.parameter}
-    summary = run(profile.name, args.only or NOTEBOOKS, parameters, out_dir, progress=True)
+    try:
+        parameters = check_parameters(parameters, notebooks, profile.name)
+    except CourseError as err:  # before any notebook runs: a typo or a bad value costs seconds, not a run
+        print(err, file=sys.stderr)
+        return 2
+    summary = run(profile.name, notebooks, parameters, out_dir, progress=True)
     print()
     print(f"series on profile {profile.name}: {summary['status']}")
     for name, minutes in summary["minutes"].items():
@@ -143,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {'total':34} {summary['total_minutes']:6.1f} min")
     if "before_strict" in summary:
         print(f"  {summary['model_id']} on {summary['questions']} held-out questions (strict accuracy):")
+        if summary.get("adapter_training"):
+            print(f"    adapter {summary['adapter']} ({summary['adapter_training']})")
         print(f"    before {summary['before_strict']:.1%}   after {summary['after_strict']:.1%}   "
               f"difference {summary['difference']:+.1%}   exact McNemar p = {summary['mcnemar_p']:.2g}")
     else:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
+import os
+import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,14 +189,182 @@ def steps_for(rows: int, batch_size: int, grad_accum: int, max_steps: int) -> in
     return max_steps if max_steps > 0 else math.ceil(rows / (batch_size * grad_accum))
 
 
-def last_checkpoint(output_dir: Path) -> str | None:
-    """The newest ``checkpoint-N`` folder that is complete, or None (then training starts fresh)."""
-    from transformers.trainer_utils import get_last_checkpoint
+# What transformers' Trainer needs to resume (trainer.py, _save_checkpoint and _load_from_checkpoint /
+# _load_optimizer_and_scheduler): the weights (for a LoRA model the adapter), the optimizer and the scheduler;
+# trainer_state.json is written last, so a folder without a readable one was cut short. A missing
+# optimizer.pt or scheduler.pt would not fail: the Trainer would silently restart them from scratch.
+CHECKPOINT_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin", "model.safetensors", "pytorch_model.bin",
+                      "model.safetensors.index.json", "pytorch_model.bin.index.json")
+CHECKPOINT_FILES = ("optimizer.pt", "scheduler.pt")
+TRAINER_STATE = "trainer_state.json"
+_CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 
+
+def checkpoint_problems(checkpoint: Path) -> list[str]:
+    """What a checkpoint folder lacks to resume from (empty when complete)."""
+    checkpoint = Path(checkpoint)
+    problems = []
+    try:
+        json.loads((checkpoint / TRAINER_STATE).read_text(encoding="utf-8"))["global_step"]
+    except (OSError, ValueError, KeyError, TypeError):
+        problems.append(f"no readable {TRAINER_STATE}")
+    weights = [checkpoint / name for name in CHECKPOINT_WEIGHTS if (checkpoint / name).is_file()]
+    if not weights or any(w.stat().st_size == 0 for w in weights):
+        problems.append("no model weights")
+    problems += [f"no {name}" for name in CHECKPOINT_FILES if not (checkpoint / name).is_file()
+                 or (checkpoint / name).stat().st_size == 0]
+    return problems
+
+
+def last_checkpoint(output_dir: Path, log=print) -> str | None:
+    """The newest ``checkpoint-N`` folder that is complete, or None (then training starts fresh).
+
+    A folder cut short while it was written (a disconnect during a save) is skipped, with a line saying so,
+    and the one before it is used.
+    """
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
         return None
-    return get_last_checkpoint(str(output_dir))
+    found = sorted(
+        (int(m.group(1)), path) for path in output_dir.iterdir()
+        if path.is_dir() and (m := _CHECKPOINT.fullmatch(path.name))
+    )
+    for _, path in reversed(found):
+        problems = checkpoint_problems(path)
+        if not problems:
+            return str(path)
+        log(f"skipping {path.name}: incomplete ({', '.join(problems)}), probably cut short while it was saved")
+    return None
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    """The optimizer step a checkpoint was saved at (from its trainer_state.json)."""
+    return int(json.loads((Path(checkpoint) / TRAINER_STATE).read_text(encoding="utf-8"))["global_step"])
+
+
+# --- adapters: one folder per training run, a pointer to the latest --------------------------------------
+
+LATEST = "latest.json"
+TRAINING_LOG = "training_log.json"
+
+
+def staging_dir(adapter_dir: Path) -> Path:
+    """An empty temporary folder beside ``adapter_dir`` to save into; ``publish_adapter`` renames it."""
+    adapter_dir = Path(adapter_dir)
+    staging = adapter_dir.with_name(f".{adapter_dir.name}.incomplete")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def adapter_from_checkpoint(checkpoint: str | Path | None, target: Path, steps_done: int = 0,
+                            total_steps: int | None = None) -> int:
+    """Copy the adapter of the last complete checkpoint into ``target``; return the step it was saved at.
+
+    For a run cut short (a disconnect, STOP_AFTER_STEPS, a time limit): the model in memory may be past
+    the last checkpoint or gone, the checkpoint is a known, complete state.
+    """
+    if checkpoint is None:
+        raise CourseError(
+            "missing_adapter",
+            f"training stopped at step {steps_done} of {total_steps}, before its first complete checkpoint "
+            "(one is saved every SAVE_STEPS steps): run the training cell again to go on",
+            path=Path(target).parent,
+        )
+    checkpoint = Path(checkpoint)
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    copied = [shutil.copy2(path, target / path.name) for path in checkpoint.glob("adapter_*")]
+    if not copied:
+        raise CourseError("missing_adapter", f"no adapter files in {checkpoint}", path=checkpoint)
+    return checkpoint_step(checkpoint)
+
+
+def training_label(steps: int, total_steps: int) -> str:
+    """"4 of 4 steps", or "PARTIAL: 2 of 4 steps" for an adapter from a run cut short."""
+    text = f"{steps} of {total_steps} steps"
+    return text if steps >= total_steps else f"PARTIAL: {text}"
+
+
+def publish_adapter(staging: Path, adapter_dir: Path, log: dict) -> Path:
+    """Finish a saved adapter: its training log, then the folder under its real name, then ``latest.json``.
+
+    Each step is complete or not done (temporary names, ``os.replace``), so a disconnect leaves either the
+    earlier adapter of this run or the new one, and the pointer names a complete folder.
+    """
+    from llmcourse.results import write_text_atomic
+
+    staging, adapter_dir = Path(staging), Path(adapter_dir)
+    log = {**log, "saved_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    write_text_atomic(staging / TRAINING_LOG, json.dumps(log, indent=2))
+    previous = adapter_dir.with_name(f".{adapter_dir.name}.previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    if adapter_dir.exists():
+        os.replace(adapter_dir, previous)  # the same run saved again (resumed): keep the old until the new is in
+    os.replace(staging, adapter_dir)
+    shutil.rmtree(previous, ignore_errors=True)
+    pointer = {"adapter": adapter_dir.name, "model_id": log.get("model_id"), "steps": log.get("steps"),
+               "total_steps": log.get("total_steps"), "partial": log.get("partial"), "saved_at": log["saved_at"]}
+    write_text_atomic(adapter_dir.parent / LATEST, json.dumps(pointer, indent=2))
+    return adapter_dir
+
+
+def latest_adapter_dir(adapter_root: Path) -> Path:
+    """The folder ``latest.json`` names (the newest adapter notebook 03 saved), else ``adapter_root`` itself."""
+    adapter_root = Path(adapter_root)
+    try:
+        return adapter_root / json.loads((adapter_root / LATEST).read_text(encoding="utf-8"))["adapter"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return adapter_root
+
+
+def training_log(adapter_dir: Path) -> dict:
+    """The training log saved with an adapter by notebook 03 ({} when there is none, e.g. a Hub copy)."""
+    try:
+        return json.loads((Path(adapter_dir) / TRAINING_LOG).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _adapter_base(adapter_dir: Path) -> str | None:
+    try:
+        return json.loads((Path(adapter_dir) / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def find_adapter(adapter_root: Path, base_model_id: str, log=print) -> Path:
+    """The adapter to evaluate: the latest saved (``latest.json``) if it fits ``base_model_id``, else the
+    newest run folder that does. Prints which one and why. Raises ``CourseError`` when none fits.
+    """
+    adapter_root = Path(adapter_root)
+    runs = [p for p in adapter_root.iterdir() if p.is_dir() and not p.name.startswith(".")
+            and (p / "adapter_config.json").is_file()] if adapter_root.is_dir() else []
+    if (adapter_root / "adapter_config.json").is_file():
+        runs.append(adapter_root)  # the layout before one folder per run
+
+    def saved_at(path: Path) -> str:
+        return training_log(path).get("saved_at") or dt.datetime.fromtimestamp(
+            (path / "adapter_config.json").stat().st_mtime, dt.timezone.utc).isoformat(timespec="seconds")
+
+    runs.sort(key=saved_at, reverse=True)
+    latest = latest_adapter_dir(adapter_root)
+    if latest in runs:
+        runs.remove(latest)
+        runs.insert(0, latest)
+    fitting = [p for p in runs if _model_name(_adapter_base(p) or base_model_id) == _model_name(base_model_id)]
+    if not fitting:
+        if runs:
+            check_adapter(runs[0], base_model_id)  # raises adapter_base_mismatch, naming the model it fits
+        raise CourseError("missing_adapter", f"no adapter in {adapter_root}", path=adapter_root)
+    chosen = fitting[0]
+    why = ("the latest saved" if chosen == latest else
+           f"the newest for {base_model_id} (the latest, {latest.name if latest else '?'}, is for another model)")
+    info = training_log(chosen)
+    steps = f", {training_label(info['steps'], info['total_steps'])}" if "steps" in info and "total_steps" in info else ""
+    log(f"adapter: {chosen.name} ({why}{steps}); {len(runs)} saved in {adapter_root}. "
+        "Set ADAPTER_DIR to use another.")
+    return chosen
 
 
 def check_adapter(adapter_dir: Path, base_model_id: str) -> dict:
@@ -216,7 +388,6 @@ def check_adapter(adapter_dir: Path, base_model_id: str) -> dict:
 
 def _model_name(model_id: str) -> str:
     """Compare a Hub id, its ungated mirror and a local copy of it by the name of the original."""
-    from llmcourse.profiles import SAME_WEIGHTS
+    from llmcourse.profiles import base_model_name
 
-    model_id = SAME_WEIGHTS.get(str(model_id), str(model_id))
-    return model_id.rstrip("/").replace(":", "/").split("/")[-1].lower()
+    return base_model_name(model_id)

@@ -72,6 +72,12 @@ PLACEHOLDERS: dict[str, str] = {
     "packages": "<packages and versions>",
     "label": "<label>",
     "notebook": "<notebook>",
+    "name": "<NAME>",
+    "value": "<value>",
+    "accepted": "<what the knob accepts>",
+    "example": "<example>",
+    "closest": "<the closest names>",
+    "known": "<the known names>",
 }
 
 _RESTART = "Runtime > Restart session (Jupyter: Kernel > Restart Kernel)"
@@ -310,6 +316,33 @@ _PROBLEM_LIST = [
             "reads the base model one shard at a time). If it still does not fit, skip the merge: the adapter "
             "works as it is on top of the 4-bit base model (notebook 04 loads it that way); or merge on a "
             "machine with more RAM (Colab's high-RAM runtime or a local machine)."
+        ),
+    ),
+]
+
+# --- the knobs of the parameters cells (checked by llmcourse.profiles.check_knob, issue 16) ----------
+_PROBLEM_LIST += [
+    Problem(
+        key="bad_parameter",
+        symptom="A parameter has a value the course cannot use",
+        cause="{name} = {value} is not {accepted}. It was caught before anything was loaded.",
+        fix=(
+            "Set {name} in the parameters cell (or -p {name} VALUE on the runner's command line) to "
+            "{accepted}, for example {name} = {example}, or to None for the profile's default; then run the "
+            "notebook from the parameters cell on."
+        ),
+    ),
+    Problem(
+        key="unknown_parameter",
+        symptom="Unknown parameter name",
+        cause=(
+            "{name} is not the name of a parameter (a typo, or a parameter of another notebook), so it "
+            "would be silently ignored. The closest known names: {closest}."
+        ),
+        fix=(
+            "Correct the name (names are upper case, as in the parameters cells) and run again. The known "
+            "names: {known}. With the runner, "
+            "python -m llmcourse.run_series --list-parameters shows them too."
         ),
     ),
 ]

@@ -86,9 +86,12 @@ def test_the_series_leaves_what_later_notebooks_need(series, course_home):
     smoke = course_home / "smoke"
     assert list((smoke / "results").glob("before_*.json"))
     assert list((smoke / "results").glob("after_*.jsonl"))
-    assert (smoke / "adapter" / "adapter_config.json").exists()
-    log = json.loads((smoke / "adapter" / "training_log.json").read_text())
-    assert log["steps"] == log["total_steps"] == 4
+    latest = json.loads((smoke / "adapter" / "latest.json").read_text())  # one folder per run, the latest named
+    adapter = smoke / "adapter" / latest["adapter"]
+    assert (adapter / "adapter_config.json").exists()
+    log = json.loads((adapter / "training_log.json").read_text())
+    assert log["steps"] == log["total_steps"] == 4 and log["partial"] is False
+    assert not list((smoke / "results").glob(".*")) and not list((smoke / "adapter").glob(".*"))  # no temporaries
     for figure in ["01_nf4_codebook.png", "03_lora.png", "03_label_mask.png", "03_loss_curve.png",
                    "04_before_after.png"]:
         assert (smoke / "figures" / figure).stat().st_size > 10_000, figure
@@ -139,6 +142,27 @@ def test_running_training_again_resumes_instead_of_restarting(series, tmp_path):
     output = text_of(tmp_path / "03_lora_sft_training.ipynb")
     assert "resuming from" in output and "checkpoint-4" in output
     assert "steps done: 4 of 4" in output
+
+
+def test_03_cut_short_keeps_a_partial_adapter_in_its_own_folder_and_04_uses_it(series, course_home, tmp_path):
+    """Other settings (MAX_STEPS 6) make another run; STOP_AFTER_STEPS 3 cuts it short, as a disconnect would.
+
+    (Not 2: transformers' notebook progress bar fails when a fresh run ends at step 2, in on_train_end.)"""
+    adapters = course_home / "smoke" / "adapter"
+    first = json.loads((adapters / "latest.json").read_text())["adapter"]
+    summary = run_series.run("smoke", ["03_lora_sft_training.ipynb", "04_evaluate_and_compare.ipynb"],
+                             {"MAX_STEPS": 6, "STOP_AFTER_STEPS": 3}, tmp_path)
+    assert summary["status"] == "ok", summary
+    latest = json.loads((adapters / "latest.json").read_text())
+    assert latest["adapter"] != first and latest["partial"] is True and latest["steps"] == 3
+    assert (adapters / first / "adapter_config.json").exists()  # the earlier adapter is not overwritten
+    log = json.loads((adapters / latest["adapter"] / "training_log.json").read_text())
+    assert (log["steps"], log["total_steps"], log["partial"]) == (3, 6, True)
+    training = text_of(tmp_path / "03_lora_sft_training.ipynb")
+    assert "PARTIAL: 3 of 6 steps" in training
+    after = text_of(tmp_path / "04_evaluate_and_compare.ipynb")
+    assert f"adapter: {latest['adapter']} (the latest saved, PARTIAL: 3 of 6 steps)" in after
+    assert "after (PARTIAL: 3 of 6 steps)" in after
 
 
 @pytest.mark.parametrize(

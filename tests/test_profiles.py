@@ -19,6 +19,7 @@ from llmcourse.profiles import (
     supports_bf16,
     torch_dtype,
 )
+from llmcourse.troubleshooting import CourseError
 
 # --- detect_profile from the hardware ------------------------------------------------
 
@@ -101,8 +102,9 @@ def test_env_defaults_to_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_unknown_profile_names_the_choices(kwargs: dict, source: str) -> None:
     kwargs.setdefault("env", {})
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(CourseError) as info:
         detect_profile(gpu=None, **kwargs)
+    assert info.value.key == "bad_parameter"
     message = str(info.value)
     for name in PROFILE_NAMES:
         assert name in message
@@ -155,15 +157,17 @@ def test_with_overrides_is_case_insensitive() -> None:
 
 
 def test_with_overrides_unknown_key_raises() -> None:
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(CourseError) as info:
         PROFILES["t4"].with_overrides(eval_sise=10)
+    assert info.value.key == "unknown_parameter"
     message = str(info.value)
     assert "eval_sise" in message
-    assert "eval_size" in message  # the known settings are listed
+    assert "did you mean EVAL_SIZE" in message  # the closest known name
+    assert "LEARNING_RATE" in message  # and the known ones are listed
 
 
 def test_with_overrides_unknown_key_raises_even_when_none() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(CourseError):
         PROFILES["t4"].with_overrides(lerning_rate=None)
 
 

@@ -472,3 +472,81 @@ def test_compare_after_a_round_trip(tmp_path: Path) -> None:
     assert paired.fixed == 2 and paired.broken == 0
     assert len(fixed) == 2 and broken == []
     assert paired.p_value == pytest.approx(mcnemar_exact(2, 0)) == pytest.approx(0.5)
+
+
+# --- the same base model (issue 9, item 9) ------------------------------------------------------
+
+
+def test_compare_refuses_a_before_and_an_after_on_other_base_models() -> None:
+    before = make_run([True, False])
+    after = make_run([True, True], label="after", model_id="Qwen/Qwen2.5-7B")
+    with pytest.raises(CourseError) as info:
+        compare(before, after)
+    assert info.value.key == "results_mismatch"
+    assert "base model" in info.value.detail and "Qwen/Qwen2.5-7B" in info.value.detail
+
+
+@pytest.mark.parametrize("copy", ["unsloth/Meta-Llama-3.1-8B", "/content/models/Llama-3.1-8B"])
+def test_copies_of_the_same_weights_are_comparable(copy: str) -> None:
+    compare(make_run([True, False]), make_run([True, True], label="after", model_id=copy))  # no exception
+
+
+def test_the_model_is_checked_before_it_is_loaded() -> None:
+    before = make_run([True])
+    results.check_same_model(before, "unsloth/Meta-Llama-3.1-8B")  # the ungated mirror: the same weights
+    with pytest.raises(CourseError, match="base model") as info:
+        results.check_same_model(before, "meta-llama/Llama-3.1-8B-Instruct")
+    assert info.value.key == "results_mismatch"
+
+
+# --- nothing half-written (issue 16) ------------------------------------------------------------
+
+
+class Unserialisable:
+    """A value json cannot write: the save fails in the middle of the per-question file."""
+
+
+def test_a_save_that_fails_midway_leaves_no_partial_file_and_the_earlier_run_intact(tmp_path: Path) -> None:
+    earlier = save_run(make_run([True, False, True]), tmp_path)
+    before_files = sorted(p.name for p in tmp_path.iterdir())
+    broken = make_run([True, True, True], label="before")
+    broken.records[2]["output"] = Unserialisable()  # the third of three lines cannot be written
+    with pytest.raises(TypeError):
+        save_run(broken, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before_files  # no half file, no temporary file
+    assert load_latest(tmp_path, "before") == load_run(earlier)
+
+
+def test_a_disconnect_before_the_rename_leaves_no_partial_file(tmp_path: Path, monkeypatch) -> None:
+    earlier = save_run(make_run([True, False]), tmp_path)
+    before_files = sorted(p.name for p in tmp_path.iterdir())
+    calls = []
+
+    def disconnect(fd: int) -> None:  # the second file's data is written, then the runtime goes away
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError("Transport endpoint is not connected")
+
+    monkeypatch.setattr(results.os, "fsync", disconnect)
+    with pytest.raises(OSError):
+        save_run(make_run([False, False], label="before"), tmp_path)
+    assert len(calls) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == before_files
+    assert load_latest(tmp_path, "before") == load_run(earlier)
+
+
+def test_write_text_atomic_replaces_whole_or_not_at_all(tmp_path: Path, monkeypatch) -> None:
+    target = tmp_path / "training_log.json"
+    results.write_text_atomic(target, "old")
+    monkeypatch.setattr(results.os, "replace", lambda *a: (_ for _ in ()).throw(OSError("disconnected")))
+    with pytest.raises(OSError):
+        results.write_text_atomic(target, "new and longer")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["training_log.json"]
+
+
+def test_the_after_results_say_when_the_adapter_is_partial(tmp_path: Path) -> None:
+    after = make_run([True], label="after", adapter="adapter/run", adapter_training="PARTIAL: 2 of 4 steps")
+    loaded = load_run(save_run(after, tmp_path))
+    assert loaded.settings.adapter_training == "PARTIAL: 2 of 4 steps"
+    assert "(PARTIAL: 2 of 4 steps)" in format_summary(loaded).splitlines()[0]

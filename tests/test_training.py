@@ -6,6 +6,7 @@ Every test uses the real Llama 3 tokenizer (through the tiny random Llama) and T
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -262,3 +263,148 @@ def test_budget_grows_with_batch_and_shrinks_with_checkpointing():
     assert small.tokens == int((0.95 * 180 + 0.05 * 400) * 2 * 4 * 60)
     assert "ESTIMATE" in small.basis
     assert small.peak_gb < 12  # the t4 target the defaults are chosen for
+
+
+# --- complete checkpoints only (issue 9, item 3) --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_checkpoints(tiny_llama_path, tmp_path_factory):
+    """A run of 4 steps with a checkpoint every 2: checkpoint-2 and checkpoint-4, both complete."""
+    out = tmp_path_factory.mktemp("two-checkpoints")
+    trainer, _ = make_trainer(tiny_llama_path, out, rows=8, max_steps=4, save_steps=2)
+    trainer.train()
+    return out
+
+
+@pytest.mark.parametrize(
+    "truncate",
+    ["trainer_state.json half written", "trainer_state.json missing", "optimizer.pt missing", "weights empty"],
+)
+def test_a_half_written_checkpoint_is_skipped_with_a_line_and_the_one_before_resumes(tiny_llama_path, tmp_path,
+                                                                                      two_checkpoints, truncate):
+    shutil.copytree(two_checkpoints, tmp_path, dirs_exist_ok=True)
+    newest = tmp_path / "checkpoint-4"
+    assert training.checkpoint_problems(newest) == []
+    if truncate == "trainer_state.json half written":  # a disconnect while the last file was written
+        state = (newest / "trainer_state.json").read_text()
+        (newest / "trainer_state.json").write_text(state[: len(state) // 2])
+    elif truncate == "trainer_state.json missing":
+        (newest / "trainer_state.json").unlink()
+    elif truncate == "optimizer.pt missing":
+        (newest / "optimizer.pt").unlink()
+    else:
+        (newest / "adapter_model.safetensors").write_bytes(b"")
+    assert training.checkpoint_problems(newest)
+    lines = []
+    checkpoint = training.last_checkpoint(tmp_path, log=lines.append)
+    assert checkpoint is not None and checkpoint.endswith("checkpoint-2")
+    assert len(lines) == 1 and "skipping checkpoint-4" in lines[0] and "incomplete" in lines[0]
+    if truncate == "trainer_state.json half written":  # the trainer itself would fail on it; it resumes from 2
+        resumed, _ = make_trainer(tiny_llama_path, tmp_path, rows=8, max_steps=4, save_steps=2)
+        resumed.train(resume_from_checkpoint=checkpoint)
+        assert resumed.state.global_step == 4
+
+
+def test_a_complete_checkpoint_has_no_problems_and_only_partial_ones_give_none(tmp_path):
+    folder = tmp_path / "checkpoint-3"
+    folder.mkdir()
+    assert training.last_checkpoint(tmp_path, log=lambda line: None) is None
+    for name, content in [("adapter_model.safetensors", "x"), ("optimizer.pt", "x"), ("scheduler.pt", "x"),
+                          ("trainer_state.json", json.dumps({"global_step": 3}))]:
+        (folder / name).write_text(content)
+    assert training.checkpoint_problems(folder) == []
+    assert training.last_checkpoint(tmp_path) == str(folder)
+    assert training.checkpoint_step(folder) == 3
+
+
+# --- an adapter even when training was cut short (issue 9, item 4) ----------------------------------------
+
+
+def test_a_run_cut_short_gets_the_adapter_of_its_last_complete_checkpoint(tiny_llama_path, tmp_path):
+    from peft import PeftModel
+    from transformers import TrainerCallback
+
+    class StopAt3(TrainerCallback):  # the notebook's STOP_AFTER_STEPS, or a disconnect, after a save at 2
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step >= 3:
+                control.should_training_stop = True
+
+    trainer, tokenizer = make_trainer(tiny_llama_path, tmp_path / "checkpoints", rows=12, max_steps=6, save_steps=2,
+                                      callbacks=[StopAt3()])
+    trainer.train()
+    assert trainer.state.global_step == 3
+    adapter_dir = tmp_path / "adapter" / "run-a"
+    staging = training.staging_dir(adapter_dir)
+    steps = training.adapter_from_checkpoint(training.last_checkpoint(tmp_path / "checkpoints"), staging,
+                                             trainer.state.global_step, 6)
+    assert steps == 2
+    training.publish_adapter(staging, adapter_dir, {"model_id": "offline:tiny-random-llama3", "steps": steps,
+                                                    "total_steps": 6, "partial": True})
+    assert training.training_log(adapter_dir)["partial"] is True
+    assert training.training_label(steps, 6) == "PARTIAL: 2 of 6 steps"
+    assert training.training_label(6, 6) == "6 of 6 steps"
+    lines = []
+    found = training.find_adapter(tmp_path / "adapter", "offline:tiny-random-llama3", log=lines.append)
+    assert found == adapter_dir and "PARTIAL: 2 of 6 steps" in lines[0]
+    model, _ = load_tiny_4bit(tiny_llama_path)
+    loaded = PeftModel.from_pretrained(model, str(found))  # a usable adapter, with the weights of step 2
+    assert sum(p.numel() for n, p in loaded.named_parameters() if "lora_" in n) > 0
+
+
+def test_no_checkpoint_yet_says_to_run_the_training_cell_again(tmp_path):
+    with pytest.raises(CourseError) as info:
+        training.adapter_from_checkpoint(None, tmp_path / "staging", 1, 60)
+    assert info.value.key == "missing_adapter" and "step 1 of 60" in str(info.value)
+
+
+# --- nothing overwritten: one adapter folder per run, a pointer to the latest (issue 16) ----------------
+
+
+def fake_adapter(root, run, base, steps=4, total=4):
+    """Publish an adapter folder as notebook 03 does (the files trainer.save_model writes, stand-ins)."""
+    adapter_dir = root / run
+    staging = training.staging_dir(adapter_dir)
+    (staging / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": base}))
+    (staging / "adapter_model.safetensors").write_bytes(b"weights of " + run.encode())
+    return training.publish_adapter(staging, adapter_dir, {"model_id": base, "run_name": run, "steps": steps,
+                                                           "total_steps": total, "partial": steps < total})
+
+
+def test_two_runs_with_other_settings_keep_two_adapters_and_the_latest_is_used(tmp_path):
+    first = fake_adapter(tmp_path, "tiny_plain_r4_n16_s4_lr0.001", "offline:tiny-random-llama3")
+    second = fake_adapter(tmp_path, "tiny_plain_r8_n16_s4_lr0.0005", "offline:tiny-random-llama3")
+    assert (first / "adapter_model.safetensors").read_bytes().endswith(first.name.encode())  # not overwritten
+    assert {p.name for p in tmp_path.iterdir() if not p.name.startswith(".")} == {first.name, second.name,
+                                                                                    training.LATEST}
+    assert json.loads((tmp_path / training.LATEST).read_text())["adapter"] == second.name
+    lines = []
+    assert training.find_adapter(tmp_path, "offline:tiny-random-llama3", log=lines.append) == second
+    assert second.name in lines[0] and "the latest saved" in lines[0]
+
+
+def test_the_latest_adapter_that_fits_the_base_model_is_chosen(tmp_path):
+    llama = fake_adapter(tmp_path, "Llama-3.1-8B_plain_r16", "meta-llama/Llama-3.1-8B")
+    fake_adapter(tmp_path, "Llama-3.1-8B-Instruct_chat_r16", "meta-llama/Llama-3.1-8B-Instruct")  # the latest
+    lines = []
+    assert training.find_adapter(tmp_path, "unsloth/Meta-Llama-3.1-8B", log=lines.append) == llama  # a mirror
+    assert "for another model" in lines[0]
+    with pytest.raises(CourseError) as info:
+        training.find_adapter(tmp_path, "Qwen/Qwen2.5-7B", log=lines.append)
+    assert info.value.key == "adapter_base_mismatch"
+    with pytest.raises(CourseError) as info:
+        training.find_adapter(tmp_path / "empty", "meta-llama/Llama-3.1-8B")
+    assert info.value.key == "missing_adapter"
+
+
+def test_saving_the_same_run_again_replaces_only_that_folder(tmp_path):
+    other = fake_adapter(tmp_path, "run-a", "offline:tiny-random-llama3")
+    fake_adapter(tmp_path, "run-b", "offline:tiny-random-llama3", steps=2)
+    again = fake_adapter(tmp_path, "run-b", "offline:tiny-random-llama3", steps=4)  # resumed and finished
+    assert training.training_log(again)["steps"] == 4 and (other / "adapter_config.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.json", "run-a", "run-b"]  # nothing left over
+
+
+def test_an_adapter_in_the_old_single_folder_is_still_found(tmp_path):
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "/x/tiny-random-llama3"}))
+    assert training.find_adapter(tmp_path, "offline:tiny-random-llama3", log=lambda line: None) == tmp_path
