@@ -41,9 +41,15 @@ TOP_ID, BOTTOM_ID = "navigation-top", "navigation-bottom"
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 COLAB_PREFIX = "https://colab.research.google.com/github/"
 DEFAULT_CONTENTS_ANCHOR = "the-notebooks"
-SECTIONS = ("notebooks", "troubleshooting")
+SECTIONS = ("notebooks", "troubleshooting", "times")
 # Said inside each generated README section, so nobody edits it by hand.
-GENERATED_FROM = {"notebooks": "the notebooks' titles and objectives", "troubleshooting": "llmcourse/troubleshooting.py"}
+GENERATED_FROM = {
+    "notebooks": "the notebooks' titles and objectives",
+    "troubleshooting": "llmcourse/troubleshooting.py",
+    "times": "llmcourse/timings.py",
+}
+# The "Time and hardware" table of a notebook: the heading line, a blank line, then the table's lines.
+TIME_TABLE = re.compile(r"(\*\*Time and hardware\*\*\n\n)((?:\|[^\n]*\|[ \t]*(?:\n|$))+)")
 # Cell metadata written by papermill, nbclient or Jupyter when a notebook runs: not part of the source.
 EXECUTION_METADATA = ("execution", "papermill", "ExecuteTime")
 # Notebook metadata a run leaves behind: widget state (often megabytes) and papermill's record.
@@ -388,6 +394,36 @@ def notebooks_table(root: Path, repo: RepoInfo, notebooks: dict[Path, object] | 
     return "\n".join(rows)
 
 
+def _timings(root: Path):
+    """``llmcourse.timings`` of the repository at ``root``: the one table every time figure comes from."""
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from llmcourse import timings
+
+    return timings
+
+
+def notebook_number(path: Path) -> str:
+    """``notebooks/03_x.ipynb`` -> ``"03"``."""
+    return path.name[:2]
+
+
+def set_time_table(nb, table: str) -> bool | None:
+    """Replace the table under "**Time and hardware**" by ``table``; True if it changed, None if there is none."""
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        match = TIME_TABLE.search(cell.source)
+        if match is None:
+            continue
+        ending = "\n" if match.group(2).endswith("\n") else ""
+        new = cell.source[: match.start(2)] + table + ending + cell.source[match.end(2) :]
+        changed = new != cell.source
+        cell.source = new
+        return changed
+    return None
+
+
 def troubleshooting_table(root: Path) -> str:
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
@@ -409,7 +445,11 @@ def replace_section(text: str, name: str, body: str) -> str | None:
 def expected_readme(root: Path, repo: RepoInfo, text: str, notebooks: dict | None = None) -> tuple[str, list[str]]:
     """The README with its generated sections up to date, and notes on sections whose markers are missing."""
     notes = []
-    bodies = {"notebooks": lambda: notebooks_table(root, repo, notebooks), "troubleshooting": lambda: troubleshooting_table(root)}
+    bodies = {
+        "notebooks": lambda: notebooks_table(root, repo, notebooks),
+        "troubleshooting": lambda: troubleshooting_table(root),
+        "times": lambda: _timings(root).readme_table(),
+    }
     for name in SECTIONS:
         new = replace_section(text, name, bodies[name]())
         if new is None:
@@ -425,6 +465,11 @@ MINIMAL_README = """# Fine-tuning Llama 3.1 8B for reasoning
 
 <!-- notebooks:start -->
 <!-- notebooks:end -->
+
+## Time and hardware
+
+<!-- times:start -->
+<!-- times:end -->
 
 ## Troubleshooting
 
@@ -582,6 +627,15 @@ def build(root: Path = ROOT, check: bool = False) -> Result:
                     reasons.append(f"setup cell differs from {first_lesson.name}'s")
                 else:
                     problems.append(f"{rel}: setup cell differs from {first_lesson.name}'s (edit it by hand)")
+            if chain is lessons:
+                timings = _timings(root)
+                number = notebook_number(path)
+                if number in timings.MEASURED:
+                    if set_time_table(nb, timings.notebook_table(number)):
+                        reasons.append("Time and hardware table differs from llmcourse/timings.py")
+                elif TIME_TABLE.search("\n".join(c.source for c in nb.cells if c.cell_type == "markdown")):
+                    notes.append(f"{rel}: its Time and hardware table is not generated (no entry {number!r} "
+                                 "in llmcourse/timings.py MEASURED)")
             new_text = serialize(nb)
             if new_text != texts[path]:
                 if not reasons:
@@ -604,6 +658,19 @@ def build(root: Path = ROOT, check: bool = False) -> Result:
             else:
                 readme.write_text(new_readme, encoding="utf-8")
                 written.append("README.md")
+
+    guide = root / "docs" / "INSTRUCTOR_GUIDE.md"
+    if guide.is_file():
+        guide_text = guide.read_text(encoding="utf-8")
+        new_guide = replace_section(guide_text, "times", _timings(root).guide_table())
+        if new_guide is None:
+            notes.append("docs/INSTRUCTOR_GUIDE.md has no <!-- times:start --> / <!-- times:end --> markers")
+        elif new_guide != guide_text:
+            if check:
+                problems.append("docs/INSTRUCTOR_GUIDE.md: generated section out of date: times")
+            else:
+                guide.write_text(new_guide, encoding="utf-8")
+                written.append("docs/INSTRUCTOR_GUIDE.md")
 
     # Links are checked on the files as they are on disk now (after writing, unless --check).
     problems += broken_links(checked_documents(root), root, repo)
