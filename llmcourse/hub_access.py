@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import socket
-from pathlib import Path
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from llmcourse.troubleshooting import CourseError
@@ -47,6 +47,15 @@ def read_hf_token_with_source(
     if token and export and isinstance(env, MutableMapping) and env.get("HF_TOKEN") != token:
         env["HF_TOKEN"] = token
     return token, source
+
+
+def download_token(model_id: str) -> str | bool | None:
+    """The ``token=`` to pass to ``from_pretrained`` for ``model_id``: the learner's token (exported as
+    ``HF_TOKEN`` too), or False when there is none, never None: with None huggingface_hub asks Colab
+    Secrets itself and caches a "none" for the whole session (pitfall 12). None for a local model."""
+    if is_local_model(model_id):
+        return None
+    return read_hf_token() or False
 
 
 def _saved_login() -> str | None:

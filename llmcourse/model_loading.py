@@ -80,7 +80,6 @@ class LoadInfo:
     from_copy: bool
     seconds: float
     saved_to: Path | None = None
-    save_seconds: float | None = None
     why_not_copy: str | None = None
 
 
@@ -118,16 +117,6 @@ def save_quantized_copy(model, tokenizer, folder: Path, model_id: str, bnb_confi
     return folder
 
 
-def _hub_token(model_id: str) -> str | bool | None:
-    """The token for a download: read (and exported) by hub_access; False, never None, when there is none,
-    so that no token-less call makes huggingface_hub cache "no token" for the Colab session."""
-    from llmcourse.hub_access import is_local_model, read_hf_token
-
-    if is_local_model(model_id):
-        return None
-    return read_hf_token() or False
-
-
 def load_4bit_model(
     model_id: str,
     bnb_config,
@@ -143,6 +132,7 @@ def load_4bit_model(
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from llmcourse.hub_access import download_token
     from llmcourse.offline_models import resolve_model
 
     wanted = manifest_for(model_id, bnb_config)
@@ -156,14 +146,15 @@ def load_4bit_model(
             why = f"the saved copy could not be loaded ({type(err).__name__}: {err})"
         else:
             seconds = time.perf_counter() - started
-            source = wanted["base_model"]
-            model.config._name_or_path = resolve_model(source) if source.startswith("offline:") else source
+            # Named as if loaded from the Hub: adapters and results record the base model, not this folder.
+            name = resolve_model(model_id) if model_id.startswith("offline:") else model_id
+            model.config.name_or_path = model.name_or_path = name
             print_fn(f"Loaded the 4-bit copy of {model_id} from {copy_folder} in {seconds:.0f} s "
                      "(no download, no quantization).")
             return model, tokenizer, LoadInfo(str(copy_folder), True, seconds)
     print_fn(f"Loading {model_id} and quantizing it to 4-bit ({why}).")
     source = resolve_model(model_id)
-    token = _hub_token(model_id)
+    token = download_token(model_id)
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(source, token=token)
     model = AutoModelForCausalLM.from_pretrained(source, quantization_config=bnb_config, dtype=compute_dtype,
@@ -171,18 +162,30 @@ def load_4bit_model(
     info = LoadInfo(source, False, time.perf_counter() - started, why_not_copy=why)
     print_fn(f"Downloaded (or read from the cache) and quantized {model_id} in {info.seconds:.0f} s.")
     if save_copy and copy_folder is not None:
-        started = time.perf_counter()
-        try:
-            save_quantized_copy(model, tokenizer, copy_folder, model_id, bnb_config)
-        except OSError as err:  # a full Drive: the lessons still load from the Hub
-            print_fn(f"Could not save the 4-bit copy to {copy_folder} ({err}); later notebooks will download "
-                     "the model again.")
-        else:
-            info.saved_to, info.save_seconds = Path(copy_folder), time.perf_counter() - started
-            size = sum(p.stat().st_size for p in Path(copy_folder).rglob("*") if p.is_file()) / 1e9
-            print_fn(f"Saved the 4-bit copy ({size:.2f} GB) to {copy_folder} in {info.save_seconds:.0f} s: "
-                     "notebooks 02 onwards load it from there.")
+        info.saved_to = keep_quantized_copy(model, tokenizer, copy_folder, model_id, bnb_config, print_fn)
     return model, tokenizer, info
+
+
+def keep_quantized_copy(model, tokenizer, folder: Path | None, model_id: str, bnb_config,
+                        print_fn: Callable[[str], Any] = print) -> Path | None:
+    """Save the 4-bit model for the later notebooks unless a matching copy is already there; say how long it
+    took. Returns the folder, or None when nothing could be saved (then they download the model again)."""
+    if folder is None:
+        print_fn("No 4-bit copy kept (Google Drive is not mounted): later notebooks download the model again.")
+        return None
+    if manifest_mismatch(folder, manifest_for(model_id, bnb_config)) is None:
+        print_fn(f"The 4-bit copy in {folder} is up to date.")
+        return Path(folder)
+    started = time.perf_counter()
+    try:
+        save_quantized_copy(model, tokenizer, folder, model_id, bnb_config)
+    except OSError as err:  # a full Drive: the lessons still load from the Hub
+        print_fn(f"Could not save the 4-bit copy to {folder} ({err}); later notebooks will download the model again.")
+        return None
+    size = sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file()) / 1e9
+    print_fn(f"Saved the 4-bit copy ({size:.2f} GB) to {folder} in {time.perf_counter() - started:.0f} s: "
+             "notebooks 02 onwards load it from there instead of downloading 16 GB again.")
+    return Path(folder)
 
 
 def quantized_copy_folder(profile_name: str) -> Path | None:

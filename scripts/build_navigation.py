@@ -12,7 +12,8 @@ For every notebook under ``notebooks/`` (the lessons ``NN_*.ipynb``, the day-bef
   by hand);
 - rewrites the ``REPO_URL = "..."`` line of the setup cell to the address in ``pyproject.toml``
   (``[project.urls] Repository``, the only place that holds it; the branch is ``[tool.llmcourse] branch``);
-- keeps the setup cell of the solution notebooks and of ``00_*`` identical to the first lesson's;
+- rewrites its ``REPO_BRANCH = "..."`` line to ``[tool.llmcourse] branch`` (the branch the setup cell clones);
+- keeps the setup cell of every other notebook (lessons, ``00_*``, solutions) identical to the first lesson's;
 - stores the notebook clean: no outputs, no execution counts, no widget state, no execution metadata,
   cell ids kept (a missing id gets a deterministic one).
 
@@ -55,6 +56,7 @@ EXECUTION_METADATA = ("execution", "papermill", "ExecuteTime")
 # Notebook metadata a run leaves behind: widget state (often megabytes) and papermill's record.
 RUN_METADATA = ("widgets", "papermill")
 REPO_URL_LINE = re.compile(r'^REPO_URL = ".*"[ \t]*$', re.MULTILINE)
+REPO_BRANCH_LINE = re.compile(r'^REPO_BRANCH = "[^"]*"', re.MULTILINE)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -270,12 +272,15 @@ def setup_cell(nb):
     return None
 
 
-def set_repo_url(nb, url: str) -> bool:
-    """Rewrite the ``REPO_URL = "..."`` line; True if it changed. Raises if the notebook has none."""
+def set_repo_url(nb, url: str, branch: str | None = None) -> bool:
+    """Rewrite the ``REPO_URL = "..."`` line (and ``REPO_BRANCH = "..."``, the branch the setup cell clones,
+    when ``branch`` is given); True if it changed. Raises if the notebook has none."""
     cell = setup_cell(nb)
     if cell is None:
         raise LookupError('no setup cell with a REPO_URL = "..." line')
     new = REPO_URL_LINE.sub(f'REPO_URL = "{url}"', cell.source, count=1)
+    if branch is not None:
+        new = REPO_BRANCH_LINE.sub(f'REPO_BRANCH = "{branch}"', new, count=1)
     changed = new != cell.source
     cell.source = new
     return changed
@@ -598,7 +603,7 @@ def build(root: Path = ROOT, check: bool = False) -> Result:
     canonical_setup = None
     if first_lesson is not None and setup_cell(notebooks[first_lesson]) is not None:
         canonical_setup = copy.deepcopy(notebooks[first_lesson])
-        set_repo_url(canonical_setup, repo.url)
+        set_repo_url(canonical_setup, repo.url, repo.branch)
         canonical_setup = setup_cell(canonical_setup).source
 
     for chain in (lessons, solutions):
@@ -616,11 +621,11 @@ def build(root: Path = ROOT, check: bool = False) -> Result:
             if set_navigation(nb, top, bottom):
                 reasons.append("navigation cells out of date")
             try:
-                if set_repo_url(nb, repo.url):
-                    reasons.append(f"REPO_URL is not {repo.url}")
+                if set_repo_url(nb, repo.url, repo.branch):
+                    reasons.append(f"REPO_URL / REPO_BRANCH is not {repo.url} / {repo.branch}")
             except LookupError as err:
                 problems.append(f"{rel}: {err}")
-            derived = chain is solutions or path.name.startswith("00_")
+            derived = path != first_lesson  # every setup cell is a copy of the first lesson's
             if canonical_setup is not None and setup_cell(nb) is not None and setup_cell(nb).source != canonical_setup:
                 if derived:
                     set_setup_source(nb, canonical_setup)

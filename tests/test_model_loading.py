@@ -39,7 +39,8 @@ def test_saved_copy_loads_with_identical_answers_and_the_same_name(tmp_path):
                                                        print_fn=said.append)
     assert second.from_copy
     assert answers(again, tok) == answers(hub_model, hub_tok)
-    assert again.config._name_or_path == hub_model.config._name_or_path  # adapters record the same base
+    assert again.name_or_path == hub_model.name_or_path  # adapters record the same base model
+    assert again.config.name_or_path == hub_model.config.name_or_path
     layer = again.model.layers[0].self_attn.q_proj
     assert type(layer).__name__ == "Linear4bit" and layer.compute_dtype == torch.float32
 
