@@ -622,7 +622,7 @@ def build(root: Path = ROOT, check: bool = False) -> Result:
                 reasons.append("navigation cells out of date")
             try:
                 if set_repo_url(nb, repo.url, repo.branch):
-                    reasons.append(f"REPO_URL / REPO_BRANCH is not {repo.url} / {repo.branch}")
+                    reasons.append(f"REPO_URL is not {repo.url} or REPO_BRANCH is not {repo.branch}")
             except LookupError as err:
                 problems.append(f"{rel}: {err}")
             derived = path != first_lesson  # every setup cell is a copy of the first lesson's

@@ -91,3 +91,27 @@ def test_the_setup_cell_clones_the_branch_in_pyproject():
         setup = next(c.source for c in nb.cells if c.cell_type == "code" and "REPO_URL = " in c.source)
         assert re.search(rf'^REPO_BRANCH = "{re.escape(branch)}"', setup, re.MULTILINE), path.name
         assert '"--branch", REPO_BRANCH' in setup, path.name
+
+
+def test_the_branch_and_every_setup_cell_follow_pyproject_and_notebook_01(tmp_path):
+    """One place to change when the course is published: pyproject.toml's address and branch; and one setup
+    cell to edit: notebook 01's (02-04, 00 and the solutions are rewritten from it)."""
+    import shutil
+
+    from test_navigation import IGNORED, nav
+
+    copy = tmp_path / "repo"
+    shutil.copytree(ROOT, copy, ignore=IGNORED)
+    pyproject = copy / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('branch = "main"', 'branch = "workshop-2026"'))
+    lesson = copy / "notebooks" / "03_lora_sft_training.ipynb"
+    nb = nbformat.read(lesson, as_version=4)
+    next(c for c in nb.cells if "REPO_URL = " in c.source).source += "\nprint('drift')"
+    lesson.write_text(nav.serialize(nb), encoding="utf-8")
+    nav.build(copy, check=False)
+    first = next(c.source for c in nbformat.read(copy / "notebooks" / "01_load_model_4bit.ipynb", as_version=4).cells
+                 if "REPO_URL = " in c.source)
+    assert 'REPO_BRANCH = "workshop-2026"' in first
+    for path in sorted((copy / "notebooks").rglob("*.ipynb")):
+        setup = next(c.source for c in nbformat.read(path, as_version=4).cells if "REPO_URL = " in c.source)
+        assert setup == first, path.name
