@@ -163,7 +163,7 @@ NOTEBOOKS = tuple(sorted(MEASURED))
 # What the GPU rows say each notebook does (the numbers come from the estimates above).
 GPU_WHAT = {
     "00": ("", ""),
-    "01": ("most of it the 16 GB download", ""),
+    "01": ("the 16 GB download included", ""),
     "02": ("200 questions", "400 questions"),
     "03": ("60 steps of 16 examples", "one epoch of GSM8K"),
     "04": ("200 questions", "400 questions"),
@@ -234,7 +234,8 @@ def readme_table() -> str:
 
 def guide_table() -> str:
     """The instructor guide's per-notebook minutes: T4 estimates beside the measured cpu track."""
-    rows = ["| notebook | T4 (estimate) | L4 (estimate) | cpu track (measured, 2 cores) |", "|---|---|---|---|"]
+    rows = ["| notebook | T4, t4 profile (estimate) | L4, ampere profile (estimate) | cpu track (measured, 2 cores) |",
+            "|---|---|---|---|"]
     for notebook in NOTEBOOKS:
         rows.append(f"| {notebook} | {cell_text(notebook, 't4').removesuffix(' (estimate)')} | "
                     f"{_about(gpu_minutes(notebook, 'L4'))} | {MEASURED[notebook]['cpu'].text} |")
