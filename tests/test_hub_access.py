@@ -319,8 +319,9 @@ def fake_colab(monkeypatch, tmp_path):
     monkeypatch.setattr(_auth, "_GOOGLE_COLAB_SECRET", None)
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-saved-login"))
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", False)
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.setenv(name, "unset")  # recorded, so that the token the test exports is removed afterwards
+        monkeypatch.delenv(name)
     monkeypatch.setattr(hf_api, "get_session", lambda: FakeSession())
     return secrets
 
@@ -365,3 +366,9 @@ def test_a_secret_added_after_a_failed_check_reaches_the_download(fake_colab, mo
         model_loading.load_4bit_model(LLAMA_BASE, transformers.BitsAndBytesConfig(load_in_4bit=True), None,
                                       copy_folder=None, print_fn=lambda line: None)
     assert calls == [(LLAMA_BASE, TOKEN)]
+
+
+def test_the_exported_token_does_not_outlive_the_colab_test():
+    import os
+
+    assert os.environ.get("HF_TOKEN") != TOKEN
