@@ -43,8 +43,20 @@ def _encode(tokenizer, prompts: list[str]) -> dict:
     return tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=add_special)
 
 
-def _finish(tokenizer, prompt: str, token_ids: list[int], end_ids: set[int], stops: tuple[str, ...]) -> Generation:
-    """Cut one row's new tokens at the first end token or stop string, and say which rule stopped it."""
+def _finish(
+    tokenizer, prompt: str, token_ids: list[int], end_ids: set[int], stops: tuple[str, ...], pad_id: int | None = None
+) -> Generation:
+    """Cut one row's new tokens at the first end token or stop string, and say which rule stopped it.
+
+    A row that stopped on a stop string while others went on is filled with ``pad_id`` up to the batch's
+    last step (transformers writes ``pad_token_id`` into finished rows): those are not tokens the model
+    generated, so they are left out of ``new_tokens``.
+    """
+    if pad_id is not None and pad_id not in end_ids:
+        end = len(token_ids)
+        while end > 0 and token_ids[end - 1] == pad_id:
+            end -= 1
+        token_ids = token_ids[:end]
     for position, token_id in enumerate(token_ids):
         if token_id in end_ids:
             text = tokenizer.decode(token_ids[:position], skip_special_tokens=True)
@@ -123,7 +135,7 @@ def generate_batched(
                 continue
             new = out[:, encoded["input_ids"].shape[1] :].tolist()
             for index, prompt, ids in zip(chunk, batch, new, strict=True):
-                results[index] = _finish(tokenizer, prompt, ids, end_ids, stop_strings)
+                results[index] = _finish(tokenizer, prompt, ids, end_ids, stop_strings, pad_id)
                 total_new += results[index].new_tokens
             done += len(chunk)
             elapsed = time.perf_counter() - start

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from llmcourse.troubleshooting import CourseError
@@ -30,14 +31,44 @@ def _colab_userdata() -> Any | None:
 
 
 def read_hf_token_with_source(
-    env: Mapping[str, str] | None = None, colab_userdata: Any | None = None
+    env: Mapping[str, str] | None = None, colab_userdata: Any | None = None, export: bool = True
 ) -> tuple[str | None, str]:
     """The token and where it came from (``"Colab Secrets"``, ``"$HF_TOKEN"``...) or why there is none.
+
+    A token found is exported as ``HF_TOKEN`` (into ``env``, ``os.environ`` by default; ``export=False``
+    leaves it alone). huggingface_hub reads ``$HF_TOKEN`` before the Colab Secrets answer it caches once
+    per session, so a secret added after a first token-less call still reaches every download (pitfall 12).
 
     ``colab_userdata`` is for tests: any object with ``.get(name)`` that behaves like
     ``google.colab.userdata``; left out, the real one is used on Colab.
     """
     env = os.environ if env is None else env
+    token, source = _find_token(env, colab_userdata)
+    if token and export and isinstance(env, MutableMapping) and env.get("HF_TOKEN") != token:
+        env["HF_TOKEN"] = token
+    return token, source
+
+
+def download_token(model_id: str) -> str | bool | None:
+    """The ``token=`` to pass to ``from_pretrained`` for ``model_id``: the learner's token (exported as
+    ``HF_TOKEN`` too), or False when there is none, never None: with None huggingface_hub asks Colab
+    Secrets itself and caches a "none" for the whole session (pitfall 12). None for a local model."""
+    if is_local_model(model_id):
+        return None
+    return read_hf_token() or False
+
+
+def _saved_login() -> str | None:
+    """A token saved by ``hf auth login`` (read here so that no call ever has to pass ``token=None``)."""
+    try:
+        from huggingface_hub import constants
+
+        return _clean(Path(constants.HF_TOKEN_PATH).read_text(encoding="utf-8"))
+    except (ImportError, OSError, UnicodeDecodeError):
+        return None
+
+
+def _find_token(env: Mapping[str, str], colab_userdata: Any | None) -> tuple[str | None, str]:
     userdata = _colab_userdata() if colab_userdata is None else colab_userdata
     hint = "not in Colab Secrets or $HF_TOKEN / $HUGGING_FACE_HUB_TOKEN"
     if userdata is not None:
@@ -59,6 +90,9 @@ def read_hf_token_with_source(
         token = _clean(env.get(name))
         if token:
             return token, f"${name}"
+    token = _saved_login()
+    if token:
+        return token, "saved login (hf auth login)"
     return None, hint
 
 
@@ -245,8 +279,9 @@ def check_model_access(
     if api is None:
         from huggingface_hub import HfApi
 
-        # token=None lets huggingface_hub use a login saved by `hf auth login`, as the download will.
-        api = HfApi(token=token)
+        # Never token=None: huggingface_hub would then ask Colab Secrets itself and cache the answer, a
+        # "none" too, for the whole session (pitfall 12). read_hf_token has looked everywhere already.
+        api = HfApi(token=token or False)
     try:
         api.auth_check(model_id)
     except Exception as exc:

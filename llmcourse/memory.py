@@ -17,7 +17,10 @@ from llmcourse.troubleshooting import CourseError
 
 T = TypeVar("T")
 
-GB = 1024**3  # sizes are reported in GiB, written "GB" as nvidia-smi and Colab do
+# One unit for every memory figure the notebooks compare (measured GPU memory, the training budget's
+# prediction, model footprints): GB = 10^9 bytes. (nvidia-smi and Colab's gauges show GiB = 2^30 bytes:
+# a T4's "15 GB" there is 15.8 GB here.)
+GB = 1e9
 
 # Lower-cased fragments of out-of-memory messages from PyTorch's allocators (CUDA, MPS, CPU) and cuBLAS.
 _OOM_MESSAGES = (
@@ -67,7 +70,7 @@ def free_memory() -> None:
 
 
 def gpu_memory_gb() -> dict[str, float | None]:
-    """GPU 0's memory in GB: ``allocated`` (by tensors), ``reserved`` (by PyTorch's cache), ``peak``
+    """GPU 0's memory in GB (10^9 bytes): ``allocated`` (by tensors), ``reserved`` (by PyTorch's cache), ``peak``
     (most reserved since the last reset) and ``total``. On a machine without CUDA: zeros, total None."""
     import torch
 

@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DRIVE_ROOT = Path("/content/drive/MyDrive")
+# Where Colab mounts Google Drive. $COURSE_DRIVE_MOUNT moves it, for the test that plays a fresh Colab runtime.
+DRIVE_ROOT = Path(os.environ.get("COURSE_DRIVE_MOUNT", "/content/drive")) / "MyDrive"
 DRIVE_FOLDER = "llm-reasoning-course"
 
 
@@ -27,7 +28,7 @@ def mount_drive() -> bool:
     try:
         from google.colab import drive  # type: ignore[import-not-found]
 
-        drive.mount("/content/drive")
+        drive.mount(str(DRIVE_ROOT.parent))
     except Exception as err:  # declined, or a Colab hiccup: carry on with local storage
         print(f"Google Drive not mounted ({err}); results stay in this runtime only.")
         return False

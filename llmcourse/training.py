@@ -8,7 +8,7 @@ import math
 import os
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -90,7 +90,13 @@ def format_label_mask(rows: list[tuple[str, bool]]) -> str:
 
 @dataclass
 class Budget:
-    """A prediction of peak GPU memory and minutes for one training run, with the arithmetic shown."""
+    """A prediction of peak GPU memory and minutes for one training run, with the arithmetic shown.
+
+    Memory is in GB = 10^9 bytes, the unit ``llmcourse.memory`` measures in, so the two compare directly.
+    ``tokens`` is what the GPU computes: every batch padded to its longest row; ``real_tokens`` the
+    examples' own tokens. ``other_minutes`` are the notebook's other steps (install, download, load,
+    saving), so ``notebook_minutes`` is the whole notebook.
+    """
 
     weights_gb: float
     lora_and_optimizer_gb: float
@@ -99,32 +105,58 @@ class Budget:
     tokens: int
     minutes: float
     basis: str
+    real_tokens: int = 0
+    longest_row: float = 0.0  # expected longest row of a batch, in tokens
+    other_minutes: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def notebook_minutes(self) -> float:
+        return self.minutes + sum(self.other_minutes.values())
 
     def table(self) -> str:
-        return "\n".join(
-            [
-                f"  4-bit base weights      {self.weights_gb:6.2f} GB",
-                f"  LoRA + grads + Adam     {self.lora_and_optimizer_gb:6.2f} GB",
-                f"  activations + logits    {self.activations_gb:6.2f} GB",
-                f"  predicted peak          {self.peak_gb:6.2f} GB",
-                f"  tokens to train on      {self.tokens:,}",
-                f"  predicted time          {self.minutes:6.1f} min  ({self.basis})",
-            ]
-        )
+        lines = [
+            f"  4-bit base weights      {self.weights_gb:6.2f} GB",
+            f"  LoRA + grads + Adam     {self.lora_and_optimizer_gb:6.2f} GB",
+            f"  activations + logits    {self.activations_gb:6.2f} GB",
+            f"  predicted peak          {self.peak_gb:6.2f} GB  (GB = 10^9 bytes, as measured below)",
+            f"  tokens to train on      {self.real_tokens:,} real, {self.tokens:,} with padding "
+            f"(batches padded to their longest row, about {self.longest_row:.0f} tokens)",
+            f"  predicted training      {self.minutes:6.1f} min  ({self.basis})",
+        ]
+        if self.other_minutes:
+            for step, minutes in self.other_minutes.items():
+                lines.append(f"  {step:<23} {minutes:6.1f} min")
+            lines.append(f"  whole notebook          {self.notebook_minutes:6.1f} min  (estimate)")
+        return "\n".join(lines)
 
 
 # Training throughput in tokens/s per billion parameters, per profile, for QLoRA with the profile's
-# settings. cpu: MEASURED on a 2-core machine (SmolLM2-135M in NF4, fp32 compute, LoRA r16 on all linear
-# layers, batch 8: 86,152 tokens in 21.7 min = 66 tokens/s, x 0.139 B parameters). t4: an ESTIMATE,
+# settings, counted in padded tokens (every batch padded to its longest row, which the GPU or CPU computes).
+# cpu: MEASURED on a 2-core machine (SmolLM2-135M in NF4, fp32 compute, LoRA r16 on all linear layers,
+# batch 8, 960 rows of data/: 86,152 real tokens; batches of 8 pad them to an expected 119.6 tokens a row,
+# 114,849 padded tokens, in 21.7 min = 88 tokens/s, x 0.139 B parameters). t4: an ESTIMATE,
 # derived from the T4's 65 fp16 TFLOP/s at the ~12% utilisation commonly reported for QLoRA with gradient
 # checkpointing (8 x params FLOPs per token: forward, backward, recompute), not measured on a T4.
 # ampere: an ESTIMATE for an A100-class GPU (312 bf16 TFLOP/s at ~20%).
 THROUGHPUT_TOKENS_PER_S_PER_BPARAM = {
-    "cpu": 9.2,
-    "smoke": 9.2,
+    "cpu": 12.3,
+    "smoke": 12.3,
     "t4": 65e12 * 0.12 / 8 / 1e9,
     "ampere": 312e12 * 0.20 / 8 / 1e9,
 }
+
+
+def expected_longest(lengths: list[int], batch_size: int) -> float:
+    """The expected longest of ``batch_size`` rows drawn at random from ``lengths``: what a batch pads to.
+
+    Exact for draws with replacement: P(longest <= l_(i)) = (i/n)^batch_size over the sorted lengths.
+    """
+    ordered = sorted(lengths)
+    n = len(ordered)
+    if n == 0:
+        return 0.0
+    return sum(length * ((i / n) ** batch_size - ((i - 1) / n) ** batch_size)
+               for i, length in enumerate(ordered, start=1))
 
 
 def predict_budget(
@@ -142,33 +174,45 @@ def predict_budget(
     steps: int,
     gradient_checkpointing: bool,
     profile: str,
+    other_minutes: dict[str, float] | None = None,
 ) -> Budget:
     """Predict peak memory and minutes from the model's shape and the dataset's real token lengths.
 
     ``quantized_params`` are the weights stored in 4-bit; ``other_params`` (embeddings, output layer,
-    norms) stay in the compute dtype, ``other_bytes`` each.
+    norms) stay in the compute dtype, ``other_bytes`` each. Time counts padded tokens: a batch costs its
+    longest row times the batch size. ``other_minutes`` (default: ``llmcourse.timings``' figures for
+    notebook 03 on this profile) are added to give the whole notebook's time.
     """
+    from llmcourse.memory import GB
+
     # NF4: half a byte per weight, ~3% more for the (double-quantized) block scales
-    weights = (quantized_params * 0.5 * 1.03 + other_params * other_bytes) / 1e9
-    lora_opt = lora_params * 4 * 4 / 1e9  # fp32 weight, gradient and Adam's two moments
+    weights = (quantized_params * 0.5 * 1.03 + other_params * other_bytes) / GB
+    lora_opt = lora_params * 4 * 4 / GB  # fp32 weight, gradient and Adam's two moments
     lengths = sorted(token_lengths)
-    # Batches are padded to their longest row: take a high percentile of the real lengths.
+    # Peak memory comes from the longest batch: take a high percentile of the real lengths.
     seq = lengths[min(len(lengths) - 1, int(0.95 * len(lengths)))] if lengths else 0
     # Bytes kept for the backward pass per hidden unit, token and layer: the layer input alone with
     # gradient checkpointing; ~34 without (Korthikanti et al. 2022, 16-bit activations).
     per_layer = 2 if gradient_checkpointing else 34
-    acts = batch_size * seq * hidden_size * layers * per_layer / 1e9
-    logits = batch_size * seq * vocab_size * 4 * 2 / 1e9  # fp32 logits and their gradient
+    acts = batch_size * seq * hidden_size * layers * per_layer / GB
+    logits = batch_size * seq * vocab_size * 4 * 2 / GB  # fp32 logits and their gradient
     activations = acts + logits
     overhead = 0.6 if profile in ("t4", "ampere") else 0.0  # CUDA context and allocator slack
     peak = weights + lora_opt + activations + overhead
     mean_len = sum(lengths) / len(lengths) if lengths else 0
-    tokens = int(mean_len * batch_size * grad_accum * steps)
+    longest = expected_longest(lengths, batch_size)
+    real_tokens = int(mean_len * batch_size * grad_accum * steps)
+    tokens = int(longest * batch_size * grad_accum * steps)  # what the GPU computes, padding included
     n_params = quantized_params + other_params
     rate = THROUGHPUT_TOKENS_PER_S_PER_BPARAM[profile] / max(n_params / 1e9, 1e-9)
     minutes = tokens / rate / 60
     basis = "measured rate on a 2-core CPU" if profile in ("cpu", "smoke") else "ESTIMATE, not measured"
-    return Budget(weights, lora_opt, activations, peak, tokens, minutes, basis)
+    if other_minutes is None:
+        from llmcourse.timings import other_steps
+
+        other_minutes = other_steps("03", profile)
+    return Budget(weights, lora_opt, activations, peak, tokens, minutes, basis, real_tokens, longest,
+                  dict(other_minutes))
 
 
 def parameter_split(model) -> tuple[int, int]:

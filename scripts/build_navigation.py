@@ -12,7 +12,8 @@ For every notebook under ``notebooks/`` (the lessons ``NN_*.ipynb``, the day-bef
   by hand);
 - rewrites the ``REPO_URL = "..."`` line of the setup cell to the address in ``pyproject.toml``
   (``[project.urls] Repository``, the only place that holds it; the branch is ``[tool.llmcourse] branch``);
-- keeps the setup cell of the solution notebooks and of ``00_*`` identical to the first lesson's;
+- rewrites its ``REPO_BRANCH = "..."`` line to ``[tool.llmcourse] branch`` (the branch the setup cell clones);
+- keeps the setup cell of every other notebook (lessons, ``00_*``, solutions) identical to the first lesson's;
 - stores the notebook clean: no outputs, no execution counts, no widget state, no execution metadata,
   cell ids kept (a missing id gets a deterministic one).
 
@@ -41,14 +42,21 @@ TOP_ID, BOTTOM_ID = "navigation-top", "navigation-bottom"
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 COLAB_PREFIX = "https://colab.research.google.com/github/"
 DEFAULT_CONTENTS_ANCHOR = "the-notebooks"
-SECTIONS = ("notebooks", "troubleshooting")
+SECTIONS = ("notebooks", "troubleshooting", "times")
 # Said inside each generated README section, so nobody edits it by hand.
-GENERATED_FROM = {"notebooks": "the notebooks' titles and objectives", "troubleshooting": "llmcourse/troubleshooting.py"}
+GENERATED_FROM = {
+    "notebooks": "the notebooks' titles and objectives",
+    "troubleshooting": "llmcourse/troubleshooting.py",
+    "times": "llmcourse/timings.py",
+}
+# The "Time and hardware" table of a notebook: the heading line, a blank line, then the table's lines.
+TIME_TABLE = re.compile(r"(\*\*Time and hardware\*\*\n\n)((?:\|[^\n]*\|[ \t]*(?:\n|$))+)")
 # Cell metadata written by papermill, nbclient or Jupyter when a notebook runs: not part of the source.
 EXECUTION_METADATA = ("execution", "papermill", "ExecuteTime")
 # Notebook metadata a run leaves behind: widget state (often megabytes) and papermill's record.
 RUN_METADATA = ("widgets", "papermill")
 REPO_URL_LINE = re.compile(r'^REPO_URL = ".*"[ \t]*$', re.MULTILINE)
+REPO_BRANCH_LINE = re.compile(r'^REPO_BRANCH = "[^"]*"', re.MULTILINE)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -264,12 +272,15 @@ def setup_cell(nb):
     return None
 
 
-def set_repo_url(nb, url: str) -> bool:
-    """Rewrite the ``REPO_URL = "..."`` line; True if it changed. Raises if the notebook has none."""
+def set_repo_url(nb, url: str, branch: str | None = None) -> bool:
+    """Rewrite the ``REPO_URL = "..."`` line (and ``REPO_BRANCH = "..."``, the branch the setup cell clones,
+    when ``branch`` is given); True if it changed. Raises if the notebook has none."""
     cell = setup_cell(nb)
     if cell is None:
         raise LookupError('no setup cell with a REPO_URL = "..." line')
     new = REPO_URL_LINE.sub(f'REPO_URL = "{url}"', cell.source, count=1)
+    if branch is not None:
+        new = REPO_BRANCH_LINE.sub(f'REPO_BRANCH = "{branch}"', new, count=1)
     changed = new != cell.source
     cell.source = new
     return changed
@@ -388,6 +399,36 @@ def notebooks_table(root: Path, repo: RepoInfo, notebooks: dict[Path, object] | 
     return "\n".join(rows)
 
 
+def _timings(root: Path):
+    """``llmcourse.timings`` of the repository at ``root``: the one table every time figure comes from."""
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from llmcourse import timings
+
+    return timings
+
+
+def notebook_number(path: Path) -> str:
+    """``notebooks/03_x.ipynb`` -> ``"03"``."""
+    return path.name[:2]
+
+
+def set_time_table(nb, table: str) -> bool | None:
+    """Replace the table under "**Time and hardware**" by ``table``; True if it changed, None if there is none."""
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        match = TIME_TABLE.search(cell.source)
+        if match is None:
+            continue
+        ending = "\n" if match.group(2).endswith("\n") else ""
+        new = cell.source[: match.start(2)] + table + ending + cell.source[match.end(2) :]
+        changed = new != cell.source
+        cell.source = new
+        return changed
+    return None
+
+
 def troubleshooting_table(root: Path) -> str:
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
@@ -409,7 +450,11 @@ def replace_section(text: str, name: str, body: str) -> str | None:
 def expected_readme(root: Path, repo: RepoInfo, text: str, notebooks: dict | None = None) -> tuple[str, list[str]]:
     """The README with its generated sections up to date, and notes on sections whose markers are missing."""
     notes = []
-    bodies = {"notebooks": lambda: notebooks_table(root, repo, notebooks), "troubleshooting": lambda: troubleshooting_table(root)}
+    bodies = {
+        "notebooks": lambda: notebooks_table(root, repo, notebooks),
+        "troubleshooting": lambda: troubleshooting_table(root),
+        "times": lambda: _timings(root).readme_table(),
+    }
     for name in SECTIONS:
         new = replace_section(text, name, bodies[name]())
         if new is None:
@@ -425,6 +470,11 @@ MINIMAL_README = """# Fine-tuning Llama 3.1 8B for reasoning
 
 <!-- notebooks:start -->
 <!-- notebooks:end -->
+
+## Time and hardware
+
+<!-- times:start -->
+<!-- times:end -->
 
 ## Troubleshooting
 
@@ -553,7 +603,7 @@ def build(root: Path = ROOT, check: bool = False) -> Result:
     canonical_setup = None
     if first_lesson is not None and setup_cell(notebooks[first_lesson]) is not None:
         canonical_setup = copy.deepcopy(notebooks[first_lesson])
-        set_repo_url(canonical_setup, repo.url)
+        set_repo_url(canonical_setup, repo.url, repo.branch)
         canonical_setup = setup_cell(canonical_setup).source
 
     for chain in (lessons, solutions):
@@ -571,17 +621,26 @@ def build(root: Path = ROOT, check: bool = False) -> Result:
             if set_navigation(nb, top, bottom):
                 reasons.append("navigation cells out of date")
             try:
-                if set_repo_url(nb, repo.url):
-                    reasons.append(f"REPO_URL is not {repo.url}")
+                if set_repo_url(nb, repo.url, repo.branch):
+                    reasons.append(f"REPO_URL is not {repo.url} or REPO_BRANCH is not {repo.branch}")
             except LookupError as err:
                 problems.append(f"{rel}: {err}")
-            derived = chain is solutions or path.name.startswith("00_")
+            derived = path != first_lesson  # every setup cell is a copy of the first lesson's
             if canonical_setup is not None and setup_cell(nb) is not None and setup_cell(nb).source != canonical_setup:
                 if derived:
                     set_setup_source(nb, canonical_setup)
                     reasons.append(f"setup cell differs from {first_lesson.name}'s")
                 else:
                     problems.append(f"{rel}: setup cell differs from {first_lesson.name}'s (edit it by hand)")
+            if chain is lessons:
+                timings = _timings(root)
+                number = notebook_number(path)
+                if number in timings.MEASURED:
+                    if set_time_table(nb, timings.notebook_table(number)):
+                        reasons.append("Time and hardware table differs from llmcourse/timings.py")
+                elif TIME_TABLE.search("\n".join(c.source for c in nb.cells if c.cell_type == "markdown")):
+                    notes.append(f"{rel}: its Time and hardware table is not generated (no entry {number!r} "
+                                 "in llmcourse/timings.py MEASURED)")
             new_text = serialize(nb)
             if new_text != texts[path]:
                 if not reasons:
@@ -604,6 +663,19 @@ def build(root: Path = ROOT, check: bool = False) -> Result:
             else:
                 readme.write_text(new_readme, encoding="utf-8")
                 written.append("README.md")
+
+    guide = root / "docs" / "INSTRUCTOR_GUIDE.md"
+    if guide.is_file():
+        guide_text = guide.read_text(encoding="utf-8")
+        new_guide = replace_section(guide_text, "times", _timings(root).guide_table())
+        if new_guide is None:
+            notes.append("docs/INSTRUCTOR_GUIDE.md has no <!-- times:start --> / <!-- times:end --> markers")
+        elif new_guide != guide_text:
+            if check:
+                problems.append("docs/INSTRUCTOR_GUIDE.md: generated section out of date: times")
+            else:
+                guide.write_text(new_guide, encoding="utf-8")
+                written.append("docs/INSTRUCTOR_GUIDE.md")
 
     # Links are checked on the files as they are on disk now (after writing, unless --check).
     problems += broken_links(checked_documents(root), root, repo)

@@ -112,6 +112,34 @@ def test_out_of_memory_halves_the_batch_and_keeps_the_answers(capsys):
     assert "retrying with a batch of 4" in capsys.readouterr().out
 
 
+class StopStringModel(FakeModel):
+    """Row 0 stops early on a stop string; row 1 writes a longer answer. Like transformers, the finished
+    row gets ``pad_token_id`` for every step the other row still takes."""
+
+    ROWS = ["#### 7\nQuestion:", "12 + 30 = 42 apples in all.\n#### 42"]
+
+    def generate(self, input_ids, attention_mask, **kwargs):
+        pad, eos = kwargs["pad_token_id"], kwargs["eos_token_id"][0]
+        rows = [spell(t) for t in self.ROWS]
+        rows[1].append(eos)
+        width = max(len(r) for r in rows)
+        new = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+        return torch.cat([input_ids, new], dim=1)
+
+
+def test_pad_tokens_after_a_stop_string_are_not_counted():
+    tok = CharTokenizer()
+    tok.pad_token_id = 1002  # a pad token that is not the end token, as on Llama 3.1
+    out, stats = generate_batched(StopStringModel(fits=2), tok, ["question a", "question b"], batch_size=2,
+                                  max_new_tokens=64, end_token_ids=[1001], stop_strings=prompts.PLAIN_STOP_STRINGS,
+                                  progress=False)
+    stopped, ended = out
+    assert (stopped.output, stopped.stop_reason) == ("#### 7", "stop_string")
+    assert stopped.new_tokens == len(StopStringModel.ROWS[0])  # not the pads written after it stopped
+    assert ended.stop_reason == "end_token" and ended.new_tokens == len(StopStringModel.ROWS[1]) + 1
+    assert stats.new_tokens == stopped.new_tokens + ended.new_tokens
+
+
 def test_out_of_memory_at_batch_one_says_what_to_lower():
     with pytest.raises(CourseError) as info:
         generate_batched(FakeModel(fits=0), CharTokenizer(), ["q"], batch_size=1, max_new_tokens=8,

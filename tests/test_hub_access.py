@@ -263,3 +263,112 @@ def test_wrapped_errors_are_recognised():
         err = course_error_from_hub(outer, LLAMA_BASE, TOKEN, LLAMA_BASE_UNGATED)
     assert err is not None and err.key == "gated_no_access"
     assert course_error_from_hub(ValueError("x"), LLAMA_BASE, TOKEN) is None
+
+
+# --- pitfall 12: Colab Secrets answered "none" once, then the learner adds the secret --------------------
+
+
+class FakeColabSecrets:
+    """``google.colab.userdata`` as Colab has it: ``get`` raises SecretNotFoundError until the secret exists."""
+
+    SecretNotFoundError = type("SecretNotFoundError", (Exception,), {})
+    NotebookAccessError = type("NotebookAccessError", (Exception,), {})
+
+    def __init__(self):
+        self.secret = None
+
+    def get(self, name):
+        if self.secret is None:
+            raise self.SecretNotFoundError(name)
+        return self.secret
+
+
+class FakeSession:
+    """The Hub's auth-check as it answers: 401 GatedRepo without a token, 200 with one."""
+
+    def get(self, url, headers=None, **kwargs):
+        authorized = "authorization" in {k.lower() for k in (headers or {})}
+        status, extra = (200, {}) if authorized else (401, {"X-Error-Code": "GatedRepo"})
+        return httpx2.Response(status, headers=extra, request=httpx2.Request("GET", url))
+
+
+@pytest.fixture
+def fake_colab(monkeypatch, tmp_path):
+    """A Colab runtime as huggingface_hub sees it, with a fresh per-session secret cache and no saved login."""
+    import sys
+    import types
+
+    from huggingface_hub import constants, hf_api
+    from huggingface_hub.utils import _auth
+
+    secrets = FakeColabSecrets()
+    google, colab = types.ModuleType("google"), types.ModuleType("google.colab")
+    errors = types.ModuleType("google.colab.errors")
+    errors.Error = type("Error", (Exception,), {})
+    userdata = types.ModuleType("google.colab.userdata")
+    userdata.get = secrets.get
+    userdata.SecretNotFoundError = secrets.SecretNotFoundError
+    userdata.NotebookAccessError = secrets.NotebookAccessError
+    google.colab, colab.userdata, colab.errors = colab, userdata, errors
+    for name, module in {"google": google, "google.colab": colab, "google.colab.userdata": userdata,
+                         "google.colab.errors": errors}.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(_auth, "is_google_colab", lambda: True)
+    monkeypatch.setattr(_auth, "is_colab_enterprise", lambda: False)
+    monkeypatch.setattr(_auth, "_IS_GOOGLE_COLAB_CHECKED", False)
+    monkeypatch.setattr(_auth, "_GOOGLE_COLAB_SECRET", None)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-saved-login"))
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", False)
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.setenv(name, "unset")  # recorded, so that the token the test exports is removed afterwards
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(hf_api, "get_session", lambda: FakeSession())
+    return secrets
+
+
+def test_a_secret_added_after_a_failed_check_reaches_the_download(fake_colab, monkeypatch):
+    """no secret -> message -> secret added -> rerun -> the download receives the token."""
+    import transformers
+    from huggingface_hub import get_token
+    from huggingface_hub.utils import _auth
+
+    from llmcourse import model_loading
+    from llmcourse.preflight import GpuInfo, run_preflight
+    from llmcourse.profiles import PROFILES
+
+    def preflight():
+        return run_preflight(PROFILES["t4"], requirements=None, print_fn=lambda line: None,
+                             gpu_info=GpuInfo("Tesla T4", (7, 5), 14.7), needed_disk_gb=0)
+
+    with pytest.raises(CourseError) as info:
+        preflight()
+    assert info.value.key == "missing_token"
+    assert not _auth._IS_GOOGLE_COLAB_CHECKED, "a token-less call filled huggingface_hub's Colab cache"
+
+    fake_colab.secret = TOKEN  # the learner adds the secret and runs the cell again
+    report = preflight()
+    assert report.access.ok
+    import os
+
+    assert os.environ["HF_TOKEN"] == TOKEN  # exported: read before huggingface_hub's Colab cache
+    assert get_token() == TOKEN  # what any download without an explicit token now sends
+
+    calls = []
+
+    class Recorder:
+        @staticmethod
+        def from_pretrained(source, **kwargs):
+            calls.append((source, kwargs.get("token")))
+            raise RuntimeError("stop before downloading")
+
+    monkeypatch.setattr(transformers, "AutoTokenizer", Recorder)
+    with pytest.raises(RuntimeError, match="stop before downloading"):
+        model_loading.load_4bit_model(LLAMA_BASE, transformers.BitsAndBytesConfig(load_in_4bit=True), None,
+                                      copy_folder=None, print_fn=lambda line: None)
+    assert calls == [(LLAMA_BASE, TOKEN)]
+
+
+def test_the_exported_token_does_not_outlive_the_colab_test():
+    import os
+
+    assert os.environ.get("HF_TOKEN") != TOKEN

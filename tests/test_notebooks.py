@@ -216,3 +216,76 @@ def test_no_transformers_4_keywords_anywhere():
                 assert not keywords & {"load_in_4bit", "load_in_8bit"}, f"{path}: {name}(load_in_4bit=)"
             if name.endswith("Trainer"):
                 assert "tokenizer" not in keywords, f"{path}: {name}(tokenizer=)"
+
+
+# --- notebooks that read what another made, on a fresh Colab runtime (issue 9, item 5) -----------------
+
+READERS = ("folder(", "load_latest(", "course_home(", "quantized_copy_folder(")
+
+
+def _code(path: Path) -> str:
+    nb = nbformat.read(path, as_version=4)
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+
+
+def test_every_notebook_that_reads_the_storage_mounts_drive_first():
+    for path in sorted(NOTEBOOKS.rglob("*.ipynb")):
+        code = _code(path)
+        reads = [code.find(r) for r in READERS if r in code]
+        if not reads:
+            continue
+        assert "mount_drive()" in code, f"{path.name} reads the storage folder but never mounts Drive"
+        assert code.find("mount_drive()") < min(reads), f"{path.name} reads the storage before mounting Drive"
+
+
+@pytest.mark.parametrize(
+    "notebook",
+    sorted(p.relative_to(NOTEBOOKS).as_posix() for p in NOTEBOOKS.glob("solutions/*.ipynb")
+           if any(r in _code(p) for r in READERS)),
+)
+def test_solution_notebooks_find_the_lessons_files_on_a_fresh_colab_runtime(series, course_home, notebook, tmp_path,
+                                                                            monkeypatch):
+    """As a fresh Colab runtime sees it: no COURSE_HOME, Drive not mounted until the notebook asks, and on the
+    Drive only what the lessons saved."""
+    import shutil
+
+    import papermill as pm
+
+    from llmcourse.storage import DRIVE_FOLDER
+
+    contents = tmp_path / "drive-contents"
+    shutil.copytree(course_home, contents / DRIVE_FOLDER, ignore=shutil.ignore_patterns("solutions-*", "instruct_*"))
+    fake = tmp_path / "fake-colab"
+    (fake / "google" / "colab").mkdir(parents=True)  # google stays a namespace package (google.protobuf...)
+    (fake / "google" / "colab" / "__init__.py").write_text("")
+    (fake / "google" / "colab" / "drive.py").write_text(
+        "import os\n\n\ndef mount(mountpoint, **kwargs):\n"
+        "    os.makedirs(mountpoint, exist_ok=True)\n"
+        "    link = os.path.join(mountpoint, 'MyDrive')\n"
+        "    if not os.path.exists(link):\n"
+        "        os.symlink(os.environ['FAKE_DRIVE_CONTENTS'], link)\n"
+    )
+    mountpoint = tmp_path / "content-drive"
+    monkeypatch.delenv("COURSE_HOME", raising=False)
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "fresh-runtime-test")
+    monkeypatch.setenv("COURSE_DRIVE_MOUNT", str(mountpoint))
+    monkeypatch.setenv("FAKE_DRIVE_CONTENTS", str(contents))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(fake), os.environ.get("PYTHONPATH")])))
+    source = NOTEBOOKS / notebook
+    target = tmp_path / source.name
+    try:
+        pm.execute_notebook(str(source), str(target), parameters={"PROFILE": "smoke"}, cwd=str(source.parent),
+                            kernel_name="python3", progress_bar=False)
+    except pm.PapermillExecutionError as err:
+        pytest.fail(f"{notebook} failed on a fresh runtime: {err.ename}: {err.evalue}")
+    assert (mountpoint / "MyDrive").is_symlink(), f"{notebook} never mounted Drive"
+    assert errors_in(target) == []
+
+
+def test_later_lessons_load_the_4bit_copy_notebook_01_saved(series, course_home):
+    """Notebook 01 saves the quantized model in the storage folder; 02-04 load it instead of the Hub's."""
+    _, out, _ = series
+    assert (course_home / "smoke" / "model-4bit" / "course_manifest.json").is_file()
+    assert "Saved the 4-bit copy" in text_of(out / "01_load_model_4bit.ipynb")
+    for name in ("02_dataset_and_baseline.ipynb", "03_lora_sft_training.ipynb", "04_evaluate_and_compare.ipynb"):
+        assert "Loaded the 4-bit copy" in text_of(out / name), name

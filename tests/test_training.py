@@ -260,7 +260,9 @@ def test_budget_grows_with_batch_and_shrinks_with_checkpointing():
     assert 5.4 < small.weights_gb < 5.9  # Llama 3.1 8B in NF4 is about 5.7 GB
     assert large.peak_gb > small.peak_gb
     assert no_ckpt.activations_gb > small.activations_gb
-    assert small.tokens == int((0.95 * 180 + 0.05 * 400) * 2 * 4 * 60)
+    assert small.real_tokens == int((0.95 * 180 + 0.05 * 400) * 2 * 4 * 60)
+    # a batch of 2 is padded to its longer row: 400 whenever one of the two is a long row (1 - 0.95^2)
+    assert small.tokens == int((180 * 0.95**2 + 400 * (1 - 0.95**2)) * 2 * 4 * 60)
     assert "ESTIMATE" in small.basis
     assert small.peak_gb < 12  # the t4 target the defaults are chosen for
 
@@ -408,3 +410,42 @@ def test_saving_the_same_run_again_replaces_only_that_folder(tmp_path):
 def test_an_adapter_in_the_old_single_folder_is_still_found(tmp_path):
     (tmp_path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "/x/tiny-random-llama3"}))
     assert training.find_adapter(tmp_path, "offline:tiny-random-llama3", log=lambda line: None) == tmp_path
+
+
+def test_expected_longest_row_of_a_batch_matches_a_simulation():
+    import random
+
+    rng = random.Random(0)
+    lengths = [rng.randint(40, 400) for _ in range(500)]
+    simulated = sum(max(rng.choices(lengths, k=4)) for _ in range(20000)) / 20000
+    assert training.expected_longest(lengths, 4) == pytest.approx(simulated, rel=0.01)
+    assert training.expected_longest(lengths, 1) == pytest.approx(sum(lengths) / len(lengths))
+    assert training.expected_longest([], 4) == 0.0
+
+
+def test_budget_time_counts_padding_and_the_whole_notebook():
+    """Batches are padded to their longest row: the time follows the padded tokens, not the mean length;
+    and the budget adds the notebook's other steps (install, Drive load, saving) to a whole-notebook total."""
+    embeddings = 2 * 128256 * 4096
+    common = dict(quantized_params=8.03e9 - embeddings, other_params=embeddings, other_bytes=2, hidden_size=4096,
+                  layers=32, vocab_size=128256, lora_params=41_943_040, grad_accum=4, steps=60, batch_size=4,
+                  gradient_checkpointing=True, profile="t4")
+    even = training.predict_budget(token_lengths=[200] * 100, **common)
+    skewed = training.predict_budget(token_lengths=[100] * 50 + [300] * 50, **common)  # the same mean
+    assert even.real_tokens == skewed.real_tokens
+    assert skewed.tokens > 1.3 * even.tokens and skewed.minutes > 1.3 * even.minutes
+    assert even.other_minutes and even.notebook_minutes > even.minutes
+    assert "whole notebook" in even.table() and "install" in even.table()
+    cpu = training.predict_budget(token_lengths=[200] * 100, **{**common, "profile": "cpu"})
+    assert cpu.other_minutes == {} and cpu.notebook_minutes == cpu.minutes
+
+
+def test_predicted_and_measured_memory_use_one_unit():
+    from llmcourse import memory
+
+    assert memory.GB == 1e9  # the unit of get_memory_footprint() / 1e9 in the lessons, and of the budget
+    budget = training.predict_budget(quantized_params=1e9, other_params=0, other_bytes=2, hidden_size=64, layers=1,
+                                     vocab_size=10, lora_params=0, token_lengths=[1], batch_size=1, grad_accum=1,
+                                     steps=1, gradient_checkpointing=True, profile="cpu")
+    assert budget.weights_gb == pytest.approx(1e9 * 0.5 * 1.03 / memory.GB)
+    assert "10^9 bytes" in budget.table()

@@ -1,0 +1,83 @@
+"""The 4-bit copy notebook 01 saves and 02-05 load (pitfall 13), on the smoke profile's tiny Llama."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import BitsAndBytesConfig
+
+from llmcourse import model_loading, prompts
+from llmcourse.generation import generate_batched
+from llmcourse.profiles import TINY_LLAMA
+
+pytestmark = pytest.mark.slow
+
+
+def bnb(compute_dtype=torch.float32, double_quant=True):
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=double_quant,
+                              bnb_4bit_compute_dtype=compute_dtype)
+
+
+def answers(model, tokenizer):
+    tokenizer.pad_token = prompts.choose_pad_token(tokenizer)
+    texts = [prompts.plain_prompt(q) for q in ("Tom has 3 apples and buys 4 more. How many?", "What is 6 x 7?")]
+    out, _ = generate_batched(model, tokenizer, texts, batch_size=2, max_new_tokens=12,
+                              end_token_ids=prompts.end_token_ids(tokenizer, "plain"), progress=False)
+    return [g.output for g in out]
+
+
+def test_saved_copy_loads_with_identical_answers_and_the_same_name(tmp_path):
+    copy = tmp_path / "model-4bit"
+    said = []
+    hub_model, hub_tok, first = model_loading.load_4bit_model(TINY_LLAMA, bnb(), torch.float32, copy_folder=copy,
+                                                              save_copy=True, print_fn=said.append)
+    assert not first.from_copy and first.saved_to == copy and (copy / model_loading.MANIFEST).is_file()
+    assert any("in " in line and " s" in line for line in said)  # what each step took
+    again, tok, second = model_loading.load_4bit_model(TINY_LLAMA, bnb(), torch.float32, copy_folder=copy,
+                                                       print_fn=said.append)
+    assert second.from_copy
+    assert answers(again, tok) == answers(hub_model, hub_tok)
+    assert again.name_or_path == hub_model.name_or_path  # adapters record the same base model
+    assert again.config.name_or_path == hub_model.config.name_or_path
+    layer = again.model.layers[0].self_attn.q_proj
+    assert type(layer).__name__ == "Linear4bit" and layer.compute_dtype == torch.float32
+
+
+def test_a_copy_that_does_not_match_is_not_used(tmp_path):
+    copy = tmp_path / "model-4bit"
+    model_loading.load_4bit_model(TINY_LLAMA, bnb(), torch.float32, copy_folder=copy, save_copy=True,
+                                  print_fn=lambda line: None)
+    wanted = model_loading.manifest_for(TINY_LLAMA, bnb())
+    assert model_loading.manifest_mismatch(copy, wanted) is None
+    assert "quantization settings" in model_loading.manifest_mismatch(
+        copy, model_loading.manifest_for(TINY_LLAMA, bnb(double_quant=False)))
+    assert "base model" in model_loading.manifest_mismatch(copy, {**wanted, "base_model": "meta-llama/Llama-3.1-8B"})
+    manifest = json.loads((copy / model_loading.MANIFEST).read_text())
+    manifest["versions"]["transformers"] = "4.0.0"
+    (copy / model_loading.MANIFEST).write_text(json.dumps(manifest))
+    said = []
+    _, _, info = model_loading.load_4bit_model(TINY_LLAMA, bnb(), torch.float32, copy_folder=copy, print_fn=said.append)
+    assert not info.from_copy and "library versions" in info.why_not_copy
+    # a copy cut short (no manifest: it is written last) is never used
+    (copy / model_loading.MANIFEST).unlink()
+    assert "no saved 4-bit copy" in model_loading.manifest_mismatch(copy, wanted)
+
+
+def test_a_prequantized_checkpoint_computes_in_the_profiles_dtype(tmp_path):
+    """A checkpoint saved with bf16 compute (as unsloth's bnb-4bit copies are) loaded for a T4 must compute in
+    the profile's dtype. transformers ignores a BitsAndBytesConfig passed for an already quantized checkpoint."""
+    from transformers import AutoModelForCausalLM
+
+    copy = tmp_path / "bf16-compute"
+    model_loading.load_4bit_model(TINY_LLAMA, bnb(torch.bfloat16), torch.bfloat16, copy_folder=copy,
+                                  save_copy=True, print_fn=lambda line: None)
+    stored = json.loads((copy / "config.json").read_text())["quantization_config"]["bnb_4bit_compute_dtype"]
+    assert stored == "bfloat16"
+    naive = AutoModelForCausalLM.from_pretrained(copy, quantization_config=bnb(torch.float16), dtype=torch.float16,
+                                                 device_map="cpu")
+    assert naive.model.layers[0].mlp.down_proj.compute_dtype == torch.bfloat16  # the passed config was ignored
+    loaded = model_loading.load_prequantized(str(copy), torch.float16)
+    dtypes = {m.compute_dtype for m in loaded.modules() if type(m).__name__ == "Linear4bit"}
+    assert dtypes == {torch.float16}
