@@ -12,8 +12,10 @@ echo "== codespell (Markdown and notebooks)"
 codespell --skip "./.venv,./.cache,./outputs,./data/*.jsonl,./.git" README.md docs notebooks data/README.md
 echo "== notebooks stored clean, navigation and links up to date"
 python scripts/build_navigation.py --check
-echo "== secrets"
+echo "== secrets (and machine paths in the published executed copies)"
 python scripts/scan_secrets.py
+echo "== executed copies match their lessons"
+python -m llmcourse.publish --check
 echo "== pytest"
 set +e
 python -m pytest "$@"
