@@ -71,6 +71,12 @@ class RepoInfo:
             raise ValueError(f"[project.urls] Repository must be https://github.com/<owner>/<repo>, got {self.url!r}")
         return match.group(1)
 
+    @property
+    def pages_url(self) -> str:
+        """The course site's address on GitHub Pages: ``https://<owner>.github.io/<name>/``."""
+        owner, name = self.slug.split("/")
+        return f"https://{owner.lower()}.github.io/{name}/"
+
     def colab_url(self, path: str) -> str:
         """The Colab address that opens ``path`` (relative to the repository root) from GitHub."""
         return f"{COLAB_PREFIX}{self.slug}/blob/{self.branch}/{path}"
