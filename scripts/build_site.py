@@ -134,8 +134,8 @@ def _rewrite_link(target: str, page: Path, pages: set[str], repo, html: bool) ->
     path, _, anchor = target.partition("#")
     resolved = posixpath.normpath(posixpath.join(page.parent.as_posix(), path)) if path else page.as_posix()
     if resolved in pages:
-        if not html:
-            return target  # MkDocs resolves links between pages in Markdown
+        if not html:  # MkDocs resolves links between pages in Markdown; the README is the home page, index.md
+            return _up(page) + "index.md" + (f"#{anchor}" if anchor else "") if resolved == "README.md" else target
         out = resolved[: -len("README.md")] + "index.html" if resolved.endswith("README.md") else \
             re.sub(r"\.(md|ipynb)$", ".html", resolved)
         return SITE_ROOT_PLACEHOLDER + out + (f"#{anchor}" if anchor else "")
@@ -194,7 +194,8 @@ def add_anchors(nb, toc_ids: list[str]) -> None:
     headings = _heading_lines(nb)
     extra = toc_ids if len(toc_ids) == len(headings) else [""] * len(headings)
     for (index, number, text), toc_id in reversed(list(zip(headings, extra, strict=True))):
-        ids = dict.fromkeys(i for i in (nav.slugify(text), toc_id) if i)
+        shown = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", text)  # a link in a heading: GitHub slugs its text
+        ids = dict.fromkeys(i for i in (nav.slugify(shown), toc_id) if i)
         lines = nb.cells[index].source.split("\n")
         lines.insert(number, "".join(f'<a id="{i}"></a>' for i in ids) + "\n")
         nb.cells[index].source = "\n".join(lines)
