@@ -41,9 +41,10 @@ TOP_ID, BOTTOM_ID = "navigation-top", "navigation-bottom"
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 COLAB_PREFIX = "https://colab.research.google.com/github/"
 DEFAULT_CONTENTS_ANCHOR = "the-notebooks"
-SECTIONS = ("notebooks", "troubleshooting")
+SECTIONS = ("site", "notebooks", "troubleshooting")
 # Said inside each generated README section, so nobody edits it by hand.
-GENERATED_FROM = {"notebooks": "the notebooks' titles and objectives", "troubleshooting": "llmcourse/troubleshooting.py"}
+GENERATED_FROM = {"notebooks": "the notebooks' titles and objectives", "troubleshooting": "llmcourse/troubleshooting.py",
+                  "site": "pyproject.toml's Repository address"}
 # Cell metadata written by papermill, nbclient or Jupyter when a notebook runs: not part of the source.
 EXECUTION_METADATA = ("execution", "papermill", "ExecuteTime")
 # Notebook metadata a run leaves behind: widget state (often megabytes) and papermill's record.
@@ -394,6 +395,12 @@ def notebooks_table(root: Path, repo: RepoInfo, notebooks: dict[Path, object] | 
     return "\n".join(rows)
 
 
+def site_line(repo: RepoInfo) -> str:
+    """The README's link to the course site on GitHub Pages."""
+    return (f"**Read the course online**, with the lessons' outputs, a glossary and a reading list: "
+            f"<{repo.pages_url}> (built by `bash scripts/build_site.sh`, published by `.github/workflows/pages.yml`).")
+
+
 def troubleshooting_table(root: Path) -> str:
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
@@ -415,7 +422,8 @@ def replace_section(text: str, name: str, body: str) -> str | None:
 def expected_readme(root: Path, repo: RepoInfo, text: str, notebooks: dict | None = None) -> tuple[str, list[str]]:
     """The README with its generated sections up to date, and notes on sections whose markers are missing."""
     notes = []
-    bodies = {"notebooks": lambda: notebooks_table(root, repo, notebooks), "troubleshooting": lambda: troubleshooting_table(root)}
+    bodies = {"notebooks": lambda: notebooks_table(root, repo, notebooks), "troubleshooting": lambda: troubleshooting_table(root),
+              "site": lambda: site_line(repo)}
     for name in SECTIONS:
         new = replace_section(text, name, bodies[name]())
         if new is None:
@@ -426,6 +434,9 @@ def expected_readme(root: Path, repo: RepoInfo, text: str, notebooks: dict | Non
 
 
 MINIMAL_README = """# Fine-tuning Llama 3.1 8B for reasoning
+
+<!-- site:start -->
+<!-- site:end -->
 
 ## The notebooks
 

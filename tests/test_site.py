@@ -50,8 +50,10 @@ nav = build_site.nav
 
 def _chromium() -> tuple[str, str] | None:
     browser = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
-    driver = shutil.which("chromedriver") or next(
-        (p for p in ("/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver") if os.path.exists(p)), None)
+    candidates = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+    if os.environ.get("CHROMEWEBDRIVER"):  # GitHub's runners: Chrome and its driver are preinstalled there
+        candidates.insert(0, os.path.join(os.environ["CHROMEWEBDRIVER"], "chromedriver"))
+    driver = shutil.which("chromedriver") or next((p for p in candidates if os.path.exists(p)), None)
     return (browser, driver) if browser and driver else None
 
 
