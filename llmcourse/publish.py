@@ -61,7 +61,7 @@ def _path_replacements(repo_root: Path = REPO_ROOT) -> list[tuple[re.Pattern[str
     # any other home folder, and site-packages wherever it is
     pairs.append((re.compile(r"/(?:home|Users)/[^/\s\"']+"), "~"))
     pairs.append((re.compile(r"/root(?=/)"), "~"))
-    pairs.append((re.compile(r"(?:/[^/\s\"'<>]+)+/(?=(?:site|dist)-packages/)"), "<python>/"))
+    pairs.append((re.compile(r"(?<![\w>.~-])(?:/[^/\s\"'<>]+)+/(?=(?:site|dist)-packages/)"), "<python>/"))
     return pairs
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import posixpath
 import re
 import shutil
@@ -299,12 +300,11 @@ def assemble(src: Path, root: Path = ROOT, executed: Path = EXECUTED) -> dict:
 
 
 def _copy_mathjax(target: Path) -> None:
-    try:
-        import jupyter_server_mathjax
-    except ImportError as err:
-        raise SystemExit("jupyter-server-mathjax is missing: run `bash scripts/build_site.sh` (it installs "
-                         "requirements-site.txt), or pip install --no-deps jupyter-server-mathjax") from err
-    static = Path(jupyter_server_mathjax.__file__).parent / "static"
+    spec = importlib.util.find_spec("jupyter_server_mathjax")  # found, not imported: it would need jupyter-server
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("jupyter-server-mathjax is missing: run `bash scripts/build_site.sh` (it installs it), "
+                         "or pip install --no-deps jupyter-server-mathjax")
+    static = Path(list(spec.submodule_search_locations)[0]) / "static"
     shutil.copytree(static, target, ignore=shutil.ignore_patterns("*.md", "localization", "unpacked"))
     (target / "config" / "local").mkdir(parents=True, exist_ok=True)
     (target / "config" / "local" / "course.js").write_text(MATHJAX_LOCAL_CONFIG, encoding="utf-8")
@@ -327,7 +327,7 @@ def build(out: Path, src: Path, root: Path = ROOT, executed: Path = EXECUTED) ->
     if out.exists():
         shutil.rmtree(out)
     run([sys.executable, "-m", "mkdocs", "build", "--clean", "--config-file", str(src / "mkdocs.yml"),
-         "--site-dir", str(out.resolve())], cwd=src)
+         "--site-dir", str(out.resolve())], cwd=src, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     finish(out)
     (out / ".nojekyll").write_text("")
     summary["html_pages"] = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.html")
@@ -340,8 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "site", help="the built site")
     parser.add_argument("--src", type=Path, default=ROOT / "outputs" / "site-src", help="the assembled MkDocs project")
+    parser.add_argument("--executed", type=Path, default=EXECUTED, help="the executed copies to show (default %(default)s)")
     args = parser.parse_args(argv)
-    summary = build(args.out, args.src)
+    summary = build(args.out, args.src, executed=args.executed)
     executed = len(summary["executed"])
     print(f"site built in {args.out}: {len(summary['html_pages'])} pages, {len(summary['lessons'])} notebooks "
           f"({executed} executed copies, {len(summary['lessons']) - executed} without outputs)")

@@ -65,7 +65,8 @@ def site(tmp_path_factory) -> Path:
         assert (path / "index.html").is_file(), f"SITE_DIR={given} holds no built site"
         return path
     pytest.importorskip("mkdocs", reason="the site tools are not installed: run bash scripts/build_site.sh")
-    pytest.importorskip("jupyter_server_mathjax", reason="jupyter-server-mathjax missing: bash scripts/build_site.sh")
+    if importlib.util.find_spec("jupyter_server_mathjax") is None:
+        pytest.skip("jupyter-server-mathjax is missing: run bash scripts/build_site.sh")
     out = tmp_path_factory.mktemp("site")
     build_site.build(out / "site", out / "src")
     return out / "site"
@@ -174,6 +175,8 @@ return {
 @pytest.fixture(scope="module")
 def visited(site, server, browser) -> dict[str, dict]:
     """Every page opened once in the browser: what it showed, its console errors, a screenshot of lessons."""
+    from selenium.webdriver.common.by import By
+
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for old in SCREENSHOTS.glob("*.png"):
         old.unlink()
@@ -193,6 +196,11 @@ def visited(site, server, browser) -> dict[str, dict]:
             shot = SCREENSHOTS / (page.replace("/", "__").removesuffix(".html") + ".png")
             browser.save_screenshot(str(shot))
             info["screenshot"] = shot
+            for kind, selector in (("formula", ".MathJax"), ("figure", ".jp-OutputArea-output img")):
+                found = browser.find_elements(By.CSS_SELECTOR, selector)
+                if found:  # a second screenshot where the first formula or output figure is, to look at
+                    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", found[0])
+                    browser.save_screenshot(str(shot.with_name(f"{shot.stem}__{kind}.png")))
         facts[page] = info
     return facts
 
