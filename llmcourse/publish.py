@@ -58,10 +58,10 @@ def _path_replacements(repo_root: Path = REPO_ROOT) -> list[tuple[re.Pattern[str
         if len(text) > 1 and text not in seen:
             seen.add(text)
             pairs.append((re.compile(re.escape(text) + r"(?=[/\\\s\"'),:]|$)"), placeholder))
-    # any other home folder, and site-packages wherever it is
+    # site-packages wherever it is, and any other home folder
+    pairs.append((re.compile(r"(?<![\w>.~-])(?:/[^/\s\"'<>]+)+/(?=(?:site|dist)-packages/)"), "<python>/"))
     pairs.append((re.compile(r"/(?:home|Users)/[^/\s\"']+"), "~"))
     pairs.append((re.compile(r"/root(?=/)"), "~"))
-    pairs.append((re.compile(r"(?<![\w>.~-])(?:/[^/\s\"'<>]+)+/(?=(?:site|dist)-packages/)"), "<python>/"))
     return pairs
 
 
