@@ -110,8 +110,8 @@ def header_source(profile: str, model_id: str, hardware: str, date: str, source_
     return (
         f"> **Executed copy: these are the `{profile}` track's outputs.** Made on {date} by "
         f"`{REFRESH_COMMAND.replace('cpu', profile)}` on {hardware}, with the model `{model_id}` "
-        f"(profile `{profile}`). The lesson itself is [`notebooks/{source_name}`](../../../notebooks/{source_name}) "
-        f"(stored without outputs; open it in Colab to run it).\n>\n> {T4_DIFFERENCES}"
+        f"(profile `{profile}`). The lesson itself is `notebooks/{source_name}`, stored without outputs; open it "
+        f"in Colab to run it.\n>\n> {T4_DIFFERENCES}"
     )
 
 
@@ -256,21 +256,23 @@ def check(executed_root: Path = EXECUTED_DIR, notebooks_dir: Path = REPO_ROOT / 
         return True, [f"no executed copies in {executed_root.relative_to(REPO_ROOT) if executed_root.is_relative_to(REPO_ROOT) else executed_root}"
                       f" yet: nothing to check (publish them with `{REFRESH_COMMAND}`)"]
     ok = True
+    stale_any, code_any, missing_any = False, False, False
     for folder in folders:
         problems = stale_copies(folder, notebooks_dir)
         expected = lessons if lessons is not None else _series_notebooks()
         missing = [name for name in expected if not (folder / name).is_file()]
         for problem in problems:
-            ok = False
+            ok, stale_any = False, True
+            code_any = code_any or problem.code_differs
             lines.append(f"{folder.name}/{problem.name} is stale: {problem.detail}")
         for name in missing:
-            ok = False
+            ok, missing_any = False, True
             lines.append(f"{folder.name}/{name} is missing: the series runs it but no executed copy is published")
         if not problems and not missing:
             lines.append(f"{folder.name}: {len(list(folder.glob('*.ipynb')))} executed copies match their lessons")
     if not ok:
-        only_markdown = all(not p.code_differs for f in folders for p in stale_copies(f, notebooks_dir))
-        lines.append(f"Refresh them with `{REFRESH_COMMAND}` (about 28 minutes on 2 cores)"
+        only_markdown = stale_any and not code_any and not missing_any
+        lines.append(f"Refresh them with `{REFRESH_COMMAND}` (it runs the whole cpu track)"
                      + (f", or, as only markdown changed, with `{SYNC_COMMAND}`" if only_markdown else "") + ".")
     return ok, lines
 

@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 echo "== ruff (package, tests, scripts, notebooks)"
 ruff check .
 echo "== codespell (Markdown and notebooks)"
-codespell --skip "./.venv,./.cache,./outputs,./data/*.jsonl,./.git" README.md docs notebooks data/README.md
+codespell --skip "./.venv,./.cache,./outputs,./data/*.jsonl,./.git,docs/executed" README.md docs notebooks data/README.md
 echo "== notebooks stored clean, navigation and links up to date"
 python scripts/build_navigation.py --check
 echo "== secrets (and machine paths in the published executed copies)"
