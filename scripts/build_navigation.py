@@ -16,8 +16,9 @@ For every notebook under ``notebooks/`` (the lessons ``NN_*.ipynb``, the day-bef
 - stores the notebook clean: no outputs, no execution counts, no widget state, no execution metadata,
   cell ids kept (a missing id gets a deterministic one).
 
-It rewrites the README's notebook table (between ``<!-- notebooks:start -->`` and ``<!-- notebooks:end -->``)
-and troubleshooting table (``<!-- troubleshooting:start -->`` / ``<!-- troubleshooting:end -->``, from
+It rewrites the README's link to the course site (``<!-- site:start -->`` / ``<!-- site:end -->``, the GitHub
+Pages address derived from the Repository address), its notebook table (between ``<!-- notebooks:start -->`` and
+``<!-- notebooks:end -->``) and troubleshooting table (``<!-- troubleshooting:start -->`` / ``<!-- troubleshooting:end -->``, from
 ``llmcourse.troubleshooting.markdown_table()``), and checks that every relative link and every Colab badge
 in the README, ``docs/*.md``, ``data/README.md`` and the notebooks' markdown points at a file that exists.
 """

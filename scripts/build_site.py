@@ -12,7 +12,8 @@
   list, tracks, why fine-tune, what next), the troubleshooting table (from ``llmcourse/troubleshooting.py``)
   and the dataset's README;
 - everything is served from the site itself: MathJax comes from the ``jupyter-server-mathjax`` package (copied
-  in), fonts are the system's, the Colab badge image is a local copy; links to repository files that are not
+  in), fonts are the system's, the Colab badge is a local image (the official one is served by Colab's
+  site); links to repository files that are not
   pages point at GitHub.
 """
 
