@@ -181,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="run only these notebooks (file names)")
     parser.add_argument("--out", type=Path, help="folder for executed notebooks (default outputs/<profile>/executed)")
     parser.add_argument("--list-parameters", action="store_true", help="show which notebooks take which parameter")
+    parser.add_argument("--publish", action="store_true",
+                        help="after a successful run, publish the executed lessons to docs/executed/<profile>/")
     args = parser.parse_args(argv)
 
     notebooks = args.only or NOTEBOOKS
@@ -212,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"  results: {summary.get('results')}")
     print(f"executed notebooks and summary.json in {out_dir}")
+    if args.publish and summary["status"] == "ok":
+        from llmcourse.publish import publish_run
+
+        publish_run(profile.name, out_dir)
     return 0 if summary["status"] == "ok" else 1
 
 

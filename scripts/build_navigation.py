@@ -17,8 +17,9 @@ For every notebook under ``notebooks/`` (the lessons ``NN_*.ipynb``, the day-bef
 - stores the notebook clean: no outputs, no execution counts, no widget state, no execution metadata,
   cell ids kept (a missing id gets a deterministic one).
 
-It rewrites the README's notebook table (between ``<!-- notebooks:start -->`` and ``<!-- notebooks:end -->``)
-and troubleshooting table (``<!-- troubleshooting:start -->`` / ``<!-- troubleshooting:end -->``, from
+It rewrites the README's link to the course site (``<!-- site:start -->`` / ``<!-- site:end -->``, the GitHub
+Pages address derived from the Repository address), its notebook table (between ``<!-- notebooks:start -->`` and
+``<!-- notebooks:end -->``) and troubleshooting table (``<!-- troubleshooting:start -->`` / ``<!-- troubleshooting:end -->``, from
 ``llmcourse.troubleshooting.markdown_table()``), and checks that every relative link and every Colab badge
 in the README, ``docs/*.md``, ``data/README.md`` and the notebooks' markdown points at a file that exists.
 """
@@ -42,12 +43,13 @@ TOP_ID, BOTTOM_ID = "navigation-top", "navigation-bottom"
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 COLAB_PREFIX = "https://colab.research.google.com/github/"
 DEFAULT_CONTENTS_ANCHOR = "the-notebooks"
-SECTIONS = ("notebooks", "troubleshooting", "times")
+SECTIONS = ("site", "notebooks", "troubleshooting", "times")
 # Said inside each generated README section, so nobody edits it by hand.
 GENERATED_FROM = {
     "notebooks": "the notebooks' titles and objectives",
     "troubleshooting": "llmcourse/troubleshooting.py",
     "times": "llmcourse/timings.py",
+    "site": "pyproject.toml's Repository address",
 }
 # The "Time and hardware" table of a notebook: the heading line, a blank line, then the table's lines.
 TIME_TABLE = re.compile(r"(\*\*Time and hardware\*\*\n\n)((?:\|[^\n]*\|[ \t]*(?:\n|$))+)")
@@ -78,6 +80,12 @@ class RepoInfo:
         if not match:
             raise ValueError(f"[project.urls] Repository must be https://github.com/<owner>/<repo>, got {self.url!r}")
         return match.group(1)
+
+    @property
+    def pages_url(self) -> str:
+        """The course site's address on GitHub Pages: ``https://<owner>.github.io/<name>/``."""
+        owner, name = self.slug.split("/")
+        return f"https://{owner.lower()}.github.io/{name}/"
 
     def colab_url(self, path: str) -> str:
         """The Colab address that opens ``path`` (relative to the repository root) from GitHub."""
@@ -429,6 +437,12 @@ def set_time_table(nb, table: str) -> bool | None:
     return None
 
 
+def site_line(repo: RepoInfo) -> str:
+    """The README's link to the course site on GitHub Pages."""
+    return (f"**Read the course online**, with the lessons' outputs, a glossary and a reading list: "
+            f"<{repo.pages_url}> (built by `bash scripts/build_site.sh`, published by `.github/workflows/pages.yml`).")
+
+
 def troubleshooting_table(root: Path) -> str:
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
@@ -454,6 +468,7 @@ def expected_readme(root: Path, repo: RepoInfo, text: str, notebooks: dict | Non
         "notebooks": lambda: notebooks_table(root, repo, notebooks),
         "troubleshooting": lambda: troubleshooting_table(root),
         "times": lambda: _timings(root).readme_table(),
+        "site": lambda: site_line(repo),
     }
     for name in SECTIONS:
         new = replace_section(text, name, bodies[name]())
@@ -465,6 +480,9 @@ def expected_readme(root: Path, repo: RepoInfo, text: str, notebooks: dict | Non
 
 
 MINIMAL_README = """# Fine-tuning Llama 3.1 8B for reasoning
+
+<!-- site:start -->
+<!-- site:end -->
 
 ## The notebooks
 

@@ -9,11 +9,26 @@ export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 echo "== ruff (package, tests, scripts, notebooks)"
 ruff check .
 echo "== codespell (Markdown and notebooks)"
-codespell --skip "./.venv,./.cache,./outputs,./data/*.jsonl,./.git" README.md docs notebooks data/README.md
+codespell --skip "./.venv,./.cache,./outputs,./data/*.jsonl,./.git,docs/executed" README.md docs notebooks data/README.md
 echo "== notebooks stored clean, navigation and links up to date"
 python scripts/build_navigation.py --check
-echo "== secrets"
+echo "== secrets (and machine paths in the published executed copies)"
 python scripts/scan_secrets.py
+echo "== executed copies match their lessons"
+python -m llmcourse.publish --check
+echo "== the course site: built offline, then opened in headless Chromium by tests/test_site.py"
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null && ! command -v google-chrome >/dev/null; then
+  if command -v apt-get >/dev/null && { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+    echo "installing Debian's chromium and chromium-driver with apt (once) ..."
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver; } \
+      >/dev/null || echo "could not install chromium: the browser test will skip"
+  else
+    echo "no chromium and no apt: the browser test will skip (apt-get install chromium chromium-driver)"
+  fi
+fi
+bash scripts/build_site.sh
+export SITE_DIR="$ROOT/outputs/site"
 echo "== pytest"
 set +e
 python -m pytest "$@"

@@ -35,6 +35,16 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("HF_TOKEN assigned a literal", re.compile(r"HF_TOKEN\s*=\s*[\"'][^\"'\n]+[\"']")),
 ]
 
+# Machine details that must not reach the published executed copies (docs/executed/): a home folder
+# names the user, and an absolute path names the machine. llmcourse/publish.py replaces them on publishing.
+MACHINE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("home folder (user name)", re.compile(r"(?:/home/|/Users/|[A-Za-z]:\\\\?Users\\\\?)[A-Za-z0-9._-]+")),
+    ("root's home folder", re.compile(r"(?<![\w.~-])/root/")),
+    ("absolute path to the course", re.compile(r"(?:^|(?<=[\s\"'(=\[]))/[^\s\"'<>]+/(?:notebooks|outputs|llmcourse)/")),
+    ("absolute path to site-packages", re.compile(r"(?:^|(?<=[\s\"'(=\[]))/[^\s\"'<>]+/(?:site|dist)-packages/")),
+]
+PUBLISHED_DIRS = (("docs", "executed"),)
+
 # A JSON string literal on one line, e.g. a notebook source or output line: "print(\"...\")\n".
 _JSON_STRING = re.compile(r'"((?:[^"\\\n]|\\.)*)"')
 _JSON_SUFFIXES = {".ipynb", ".json", ".jsonl"}
@@ -55,6 +65,8 @@ class Finding:
 
 def mask(secret: str) -> str:
     """A printable stand-in: the token's prefix and last 4 characters, e.g. ``hf_...wxyz``."""
+    if secret.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", secret):
+        return secret.split("/")[1] + "/..." if secret.startswith("/") else "...\\"
     if secret.startswith("HF_TOKEN"):
         return "HF_TOKEN=<literal>"
     prefix = re.match(r"^(hf_|api_org_|gh[pousr]_|github_pat_|sk-|AKIA)", secret)
@@ -74,13 +86,15 @@ def _line_texts(line: str, decode_json: bool) -> Iterator[str]:
                 continue
 
 
-def find_secrets_masked(text: str, decode_json: bool = False) -> list[tuple[int, str, str]]:
-    """``(line number, kind, masked secret)`` for each suspected secret in ``text``, once per line and kind."""
+def find_secrets_masked(text: str, decode_json: bool = False, published: bool = False) -> list[tuple[int, str, str]]:
+    """``(line number, kind, masked secret)`` for each suspected secret in ``text``, once per line and kind.
+    With ``published`` (an executed copy for readers), machine paths and home folders count too."""
     found: list[tuple[int, str, str]] = []
+    patterns = PATTERNS + MACHINE_PATTERNS if published else PATTERNS
     for number, line in enumerate(text.splitlines(), start=1):
         kinds_here: set[str] = set()
         for piece in _line_texts(line, decode_json):
-            for kind, pattern in PATTERNS:
+            for kind, pattern in patterns:
                 if kind in kinds_here:
                     continue
                 match = pattern.search(piece)
@@ -106,6 +120,12 @@ def read_text(path: Path) -> str | None:
     if b"\0" in data[:8192]:
         return None
     return data.decode("utf-8", errors="replace")
+
+
+def is_published(path: Path) -> bool:
+    """True for the executed copies published for readers (``docs/executed/...``)."""
+    parts = path.resolve().parts
+    return any(parts[i : i + len(d)] == d for d in PUBLISHED_DIRS for i in range(len(parts)))
 
 
 def _skipped(path: Path) -> bool:
@@ -134,7 +154,7 @@ def scan_paths(paths: Iterable[str | Path]) -> list[Finding]:
         if text is None:
             continue
         decode = path.suffix.lower() in _JSON_SUFFIXES
-        for line, kind, masked in find_secrets_masked(text, decode_json=decode):
+        for line, kind, masked in find_secrets_masked(text, decode_json=decode, published=is_published(path)):
             findings.append(Finding(str(path), line, kind, masked))
     return findings
 
