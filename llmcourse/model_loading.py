@@ -1,11 +1,14 @@
 """Load the model in 4-bit once a day: from the copy notebook 01 keeps on Drive, else from the Hub.
 
 Every lesson runs on a fresh Colab runtime. Downloading the 16 GB of 16-bit weights and quantizing them
-again in every lesson costs 20-45 minutes of a workshop (pitfall 13). Notebook 01 teaches
+again in every lesson costs the download and quantization steps of ``timings.STEPS`` in each of them,
+instead of loading the copy (pitfall 13). Notebook 01 teaches
 ``BitsAndBytesConfig`` and loads the model from the Hub; it then saves the quantized model (about
 5.7 GB for Llama 3.1 8B) to the course's storage folder (Google Drive on Colab) with a small manifest.
 Notebooks 02-05 call :func:`load_4bit_model`, which loads that copy when the manifest matches (same
 base model, same quantization settings, same library versions) and falls back to the Hub otherwise.
+Only the course's own settings (``COURSE_QUANTIZATION``, those of 01-05) are kept: an exercise that
+reloads with other settings (01's exercise 1) leaves the copy as it is.
 
 A pre-quantized checkpoint (this copy, or one from the Hub) stores its ``bnb_4bit_compute_dtype`` in its
 ``config.json``, and transformers 5 ignores a ``BitsAndBytesConfig`` passed to ``from_pretrained`` for it
@@ -28,6 +31,8 @@ MANIFEST = "course_manifest.json"
 COPY_FOLDER = "model-4bit"
 # Versions that decide whether a saved 4-bit checkpoint loads the same way (the packed layout).
 VERSIONED = ("transformers", "bitsandbytes", "torch")
+# The quantization settings of notebooks 01-05 (the compute dtype is the profile's): the only ones kept on Drive.
+COURSE_QUANTIZATION = {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True}
 
 
 def _dtype_name(dtype) -> str:
@@ -40,6 +45,13 @@ def quantization_settings(bnb_config) -> dict:
     keys = ("load_in_4bit", "bnb_4bit_quant_type", "bnb_4bit_use_double_quant", "bnb_4bit_quant_storage",
             "llm_int8_skip_modules")
     return {k: (_dtype_name(data[k]) if k == "bnb_4bit_quant_storage" else data[k]) for k in keys if k in data}
+
+
+def is_course_quantization(bnb_config) -> bool:
+    """Whether ``bnb_config`` stores the weights as the course's ``COURSE_QUANTIZATION`` does."""
+    from transformers import BitsAndBytesConfig
+
+    return quantization_settings(bnb_config) == quantization_settings(BitsAndBytesConfig(**COURSE_QUANTIZATION))
 
 
 def library_versions() -> dict[str, str]:
@@ -169,9 +181,14 @@ def load_4bit_model(
 def keep_quantized_copy(model, tokenizer, folder: Path | None, model_id: str, bnb_config,
                         print_fn: Callable[[str], Any] = print) -> Path | None:
     """Save the 4-bit model for the later notebooks unless a matching copy is already there; say how long it
-    took. Returns the folder, or None when nothing could be saved (then they download the model again)."""
+    took. Returns the folder, or None when nothing was saved: no folder (then they download the model
+    again), or settings other than the course's (then the copy already there stays as it is)."""
     if folder is None:
         print_fn("No 4-bit copy kept (Google Drive is not mounted): later notebooks download the model again.")
+        return None
+    if not is_course_quantization(bnb_config):
+        print_fn(f"Not saved: these are not the course's 4-bit settings {COURSE_QUANTIZATION}, so the copy in "
+                 f"{folder} (if any) is left as it is for notebooks 02 onwards.")
         return None
     if manifest_mismatch(folder, manifest_for(model_id, bnb_config)) is None:
         print_fn(f"The 4-bit copy in {folder} is up to date.")

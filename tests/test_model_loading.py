@@ -81,3 +81,15 @@ def test_a_prequantized_checkpoint_computes_in_the_profiles_dtype(tmp_path):
     loaded = model_loading.load_prequantized(str(copy), torch.float16)
     dtypes = {m.compute_dtype for m in loaded.modules() if type(m).__name__ == "Linear4bit"}
     assert dtypes == {torch.float16}
+
+
+def test_other_settings_never_replace_the_course_copy(tmp_path):
+    """01's exercise 1 reloads without double quantization: the copy 02-05 load must stay as it was."""
+    copy = tmp_path / "model-4bit"
+    model, tokenizer, _ = model_loading.load_4bit_model(TINY_LLAMA, bnb(), torch.float32, copy_folder=copy,
+                                                        save_copy=True, print_fn=lambda line: None)
+    assert model_loading.is_course_quantization(bnb()) and not model_loading.is_course_quantization(bnb(double_quant=False))
+    said = []
+    kept = model_loading.keep_quantized_copy(model, tokenizer, copy, TINY_LLAMA, bnb(double_quant=False), said.append)
+    assert kept is None and "Not saved" in said[0]
+    assert model_loading.manifest_mismatch(copy, model_loading.manifest_for(TINY_LLAMA, bnb())) is None
