@@ -1,4 +1,4 @@
-"""Run the whole series headless: notebooks 01 to 04 in order with papermill, on the detected profile.
+"""Run the whole series headless: notebooks 01 to 05 in order with papermill, on the detected profile.
 
     python -m llmcourse.run_series                 # the profile the hardware gives (no GPU: cpu)
     python -m llmcourse.run_series --profile smoke # CI's quick run
@@ -24,6 +24,7 @@ NOTEBOOKS = [
     "02_dataset_and_baseline.ipynb",
     "03_lora_sft_training.ipynb",
     "04_evaluate_and_compare.ipynb",
+    "05_use_share_merge.ipynb",
 ]
 
 
@@ -84,6 +85,7 @@ def run(profile: str, notebooks: list[str], parameters: dict[str, object], out_d
     summary = {"profile": profile, "status": status, "minutes": {k: round(v / 60, 2) for k, v in timings.items()},
                "total_minutes": round(sum(timings.values()) / 60, 2)}
     summary.update(_results_summary(profile))
+    summary.update(_lesson05_summary(profile))
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -114,6 +116,14 @@ def _results_summary(profile: str) -> dict:
         "after_stopped": round(after.summary["stopped_share"], 4),
         "after_end_token": round(after.summary["end_token_share"], 4),
     }
+
+
+def _lesson05_summary(profile: str) -> dict:
+    """Notebook 05's figures (merge peak RAM and time, file sizes, first token), if it has run."""
+    from llmcourse.storage import folder
+
+    path = folder(profile, "share") / "lesson05.json"
+    return {"lesson05": json.loads(path.read_text())} if path.exists() else {}
 
 
 def _value(text: str) -> object:
@@ -147,6 +157,12 @@ def main(argv: list[str] | None = None) -> int:
               f"difference {summary['difference']:+.1%}   exact McNemar p = {summary['mcnemar_p']:.2g}")
     else:
         print(f"  results: {summary.get('results')}")
+    if "lesson05" in summary:
+        figures = summary["lesson05"]
+        if figures.get("merge_added_rss_gb") is not None:
+            print(f"  merge: +{figures['merge_added_rss_gb']:.2f} GB RAM at the peak (largest shard "
+                  f"{figures['largest_shard_gb']:.2f} GB), {figures['merge_seconds']:.0f} s")
+        print(f"  first token {figures['first_token_s']:.2f} s; sizes (MB): {figures['sizes_mb']}")
     print(f"executed notebooks and summary.json in {out_dir}")
     return 0 if summary["status"] == "ok" else 1
 

@@ -55,6 +55,10 @@ DEFAULTS: dict[str, str] = {
     "packages": "some packages",
     "label": "before",
     "notebook": "notebook 02 (02_dataset_and_baseline)",
+    "repo_id": "<your-name>/<repo>",
+    "module": "a module",
+    "saved_at": "the share folder (outputs/<profile>/share; on Google Drive in Colab)",
+    "checkpoint": "the base checkpoint",
 }
 
 _RESTART = "Runtime > Restart session (Jupyter: Kernel > Restart Kernel)"
@@ -287,6 +291,72 @@ _PROBLEM_LIST = [
         fix=(
             "Skip this optional step (e.g. keep the adapter separate instead of merging it into a 16-bit "
             "model), or run it on a machine with more RAM (Colab Pro high-RAM runtime or a local machine)."
+        ),
+    ),
+    # --- notebook 05: sharing the adapter on the Hub and merging it (added with lesson 05) ---
+    Problem(
+        key="hub_write_token",
+        symptom="This token cannot upload to the Hugging Face Hub",
+        cause=(
+            "Pushing creates a repository and uploads files, which needs a token with write access; the token "
+            "found ({reason}) has none: no token, a read-only token, or one the Hub refused."
+        ),
+        fix=(
+            "Make a token with the 'Write' role at https://huggingface.co/settings/tokens (a fine-grained token "
+            "needs 'Write access to contents/settings of all repos under your personal namespace'), store it as "
+            "the HF_TOKEN secret (key icon panel in Colab, 'Notebook access' on; elsewhere export HF_TOKEN), and "
+            "run this cell again. The adapter and its model card are already saved on disk at {saved_at}."
+        ),
+    ),
+    Problem(
+        key="hub_repo_name",
+        symptom="The Hub repository name cannot be used",
+        cause=(
+            "The Hub refused {repo_id}: the name is taken by a repository of another type, the namespace before "
+            "the '/' is not your account (or an organisation you may write to), or the name has characters the "
+            "Hub does not allow (letters, digits, '-', '_', '.' only, at most 96)."
+        ),
+        fix=(
+            "Set HUB_REPO_NAME in the parameters cell to another name (without a '/', it goes under your own "
+            "account), and run this cell again. Your repositories are listed at https://huggingface.co/settings/"
+            "repositories."
+        ),
+    ),
+    Problem(
+        key="hub_push_unreachable",
+        symptom="Cannot reach the Hugging Face Hub to upload",
+        cause="The upload to huggingface.co failed ({reason}): no network, HF_HUB_OFFLINE=1 set, or a Hub outage.",
+        fix=(
+            "Nothing is lost: the adapter and its model card are saved on disk at {saved_at}. Check the connection "
+            "(unset HF_HUB_OFFLINE) and run this cell again, or upload the folder later from any machine with "
+            "`hf upload <your-name>/<repo> {saved_at}`."
+        ),
+    ),
+    Problem(
+        key="merge_target_missing",
+        symptom="The adapter changes a weight the base checkpoint does not have",
+        cause=(
+            "The adapter has LoRA matrices for {module}, but no shard of {checkpoint} holds that weight: the adapter "
+            "was trained on a model with another architecture or other weight names."
+        ),
+        fix=(
+            "Merge into the base model the adapter was trained on (its adapter_config.json names it under "
+            "base_model_name_or_path): set MODEL_ID to it in the parameters cell and run from the top. Nothing "
+            "was written: the merge keeps its output in a '.partial' folder until the last shard is done."
+        ),
+    ),
+    Problem(
+        key="merge_unsupported",
+        symptom="This adapter or checkpoint cannot be merged shard by shard",
+        cause=(
+            "The streaming merge adds scale x B @ A to 16-bit safetensors weights, and {checkpoint} does not fit that "
+            "(see the detail above): e.g. a pre-quantized 4-bit checkpoint, a DoRA adapter, or extra trained "
+            "modules beside LoRA."
+        ),
+        fix=(
+            "Use the 16-bit checkpoint of the base model (MODEL_ID = 'meta-llama/Llama-3.1-8B' or its ungated "
+            "copy, not a pre-quantized one), or an adapter trained by notebook 03; or keep the adapter separate "
+            "and load it on top of the base (section 2 of notebook 05), which needs no merge."
         ),
     ),
 ]
