@@ -334,7 +334,7 @@ _PROBLEM_LIST = [
     ),
     Problem(
         key="merge_target_missing",
-        symptom="The adapter changes a weight the base checkpoint does not have",
+        symptom="The adapter changes a weight the checkpoint does not have",
         cause=(
             "The adapter has LoRA matrices for {module}, but no shard of {checkpoint} holds that weight: the adapter "
             "was trained on a model with another architecture or other weight names."
