@@ -11,6 +11,7 @@ the commands for a machine that has it.
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import tarfile
@@ -51,7 +52,8 @@ def fetch_converter() -> Path:
                     member.name = parts[1]
                     tar.extract(member, target, filter="data")
     # The converter imports sentencepiece at the top (Colab has it; install it elsewhere).
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "sentencepiece"], check=True)
+    if importlib.util.find_spec("sentencepiece") is None:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "sentencepiece"], check=True)
     return target / CONVERTER
 
 
