@@ -128,6 +128,15 @@ def base_shards(base_dir: Path) -> list[Path]:
     raise _unsupported(f"{base_dir} has no {SINGLE_FILE} or {INDEX_FILE} (only safetensors checkpoints)", base_dir)
 
 
+def weight_file(base_dir: Path, name: str) -> Path:
+    """The shard of ``base_dir`` that holds the weight ``name``."""
+    base_dir = Path(base_dir)
+    index = base_dir / INDEX_FILE
+    if index.exists():
+        return base_dir / json.loads(index.read_text())["weight_map"][name]
+    return base_dir / SINGLE_FILE
+
+
 def predict_peak_gb(shard_bytes: list[int], adapter_bytes: int) -> float:
     """The merge's added RAM, predicted: the largest shard plus the adapter (both held at once), in GB."""
     return (max(shard_bytes, default=0) + adapter_bytes) / GB

@@ -200,3 +200,12 @@ def test_unsupported_inputs_are_refused(sharded_tiny, tiny_adapter, tmp_path):
 
 def test_peak_prediction_is_the_largest_shard_plus_the_adapter():
     assert merging.predict_peak_gb([3 * merging.GB, 5 * merging.GB, merging.GB], merging.GB // 2) == 5.5
+
+
+def test_weight_file_finds_the_shard(sharded_tiny, tiny_llama_path):
+    from safetensors import safe_open
+
+    name = "model.layers.1.mlp.down_proj.weight"
+    with safe_open(str(merging.weight_file(sharded_tiny, name)), framework="pt") as handle:
+        assert name in handle.keys()  # noqa: SIM118
+    assert merging.weight_file(tiny_llama_path, name).name == "model.safetensors"
