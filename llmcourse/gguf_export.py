@@ -62,8 +62,11 @@ def convert(merged_dir: Path, out_file: Path, outtype: str = "q8_0") -> Path:
     converter = fetch_converter()
     out_file = Path(out_file)
     partial = out_file.with_name(out_file.name + ".partial")
-    subprocess.run([sys.executable, str(converter), str(merged_dir), "--outfile", str(partial), "--outtype", outtype],
-                   check=True)
+    done = subprocess.run([sys.executable, str(converter), str(merged_dir), "--outfile", str(partial),
+                           "--outtype", outtype], capture_output=True, text=True)
+    if done.returncode != 0:  # its log is long: show the end, where the error is
+        partial.unlink(missing_ok=True)
+        raise RuntimeError(f"convert_hf_to_gguf.py failed:\n{done.stderr[-3000:]}")
     partial.rename(out_file)
     return out_file
 
