@@ -206,3 +206,46 @@ def out_of_memory_advice(stage: str, batch_size: int) -> Iterator[None]:
         return
     free_memory()  # outside the except block, so the failed step's tensors can be released
     raise error
+
+
+class PeakRSS:
+    """The process's RSS before a block and at its highest inside it (``track_peak_rss``), in GB."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        import threading
+
+        self.interval = interval
+        self.start_gb = process_ram_gb()
+        self.peak_gb = self.start_gb
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def sample(self) -> float:
+        """Read the RSS now (also call it at the moments you expect a peak: a sampler can miss one)."""
+        now = process_ram_gb()
+        self.peak_gb = max(self.peak_gb, now)
+        return now
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    @property
+    def added_gb(self) -> float:
+        return self.peak_gb - self.start_gb
+
+
+@contextmanager
+def track_peak_rss(interval: float = 0.005) -> Iterator[PeakRSS]:
+    """Measure the peak RSS of a block: a thread samples it every ``interval`` seconds.
+
+    ``with track_peak_rss() as rss: ...`` then ``rss.start_gb``, ``rss.peak_gb``, ``rss.added_gb``.
+    """
+    rss = PeakRSS(interval)
+    rss._thread.start()
+    try:
+        yield rss
+    finally:
+        rss._stop.set()
+        rss._thread.join()
+        rss.sample()

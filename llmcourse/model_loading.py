@@ -219,3 +219,37 @@ def _course_home_set() -> bool:
     import os
 
     return bool(os.environ.get("COURSE_HOME"))
+
+
+def load_course_model(model_id: str, compute_dtype: str, profile_name: str, print_fn: Callable[[str], Any] = print):
+    """``(model, tokenizer)`` for a lesson after 01: the course's 4-bit settings (``COURSE_QUANTIZATION``,
+    computing in ``compute_dtype``) through :func:`load_4bit_model`, so the Drive copy of notebook 01 is used
+    when it matches, and a tokenizer that pads with a token that is not the end token (pitfall 3)."""
+    from transformers import BitsAndBytesConfig
+
+    from llmcourse.memory import free_memory
+    from llmcourse.profiles import torch_dtype
+    from llmcourse.prompts import choose_pad_token
+
+    dtype = torch_dtype(compute_dtype)
+    free_memory()
+    bnb_config = BitsAndBytesConfig(**COURSE_QUANTIZATION, bnb_4bit_compute_dtype=dtype)
+    model, tokenizer, _ = load_4bit_model(model_id, bnb_config, dtype, copy_folder=quantized_copy_folder(profile_name),
+                                          print_fn=print_fn)
+    tokenizer.pad_token = choose_pad_token(tokenizer)
+    return model, tokenizer
+
+
+def attach_adapter(model, adapter_dir: Path, base_model_id: str):
+    """The model with the adapter of ``adapter_dir`` on top, in eval mode (notebook 04 writes these steps out),
+    after checking that the adapter exists and was trained for ``base_model_id`` (a clear ``CourseError``
+    otherwise). A model that already carries an adapter has it taken off first, so adapters never stack."""
+    from peft import PeftModel
+
+    from llmcourse.training import check_adapter
+
+    check_adapter(Path(adapter_dir), base_model_id)
+    if isinstance(model, PeftModel):
+        model = model.unload()
+    model = PeftModel.from_pretrained(model, str(adapter_dir))
+    return model.eval()

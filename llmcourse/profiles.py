@@ -219,8 +219,9 @@ PROFILES: dict[str, Profile] = {
 class Knob:
     """What one parameters-cell knob accepts: the one spec ``check_knob`` checks it against.
 
-    ``kind``: int (a whole number), ints (a list of them), number, bool, text (no spaces), label (a
-    file-name-safe word), choice (one of ``choices``) or path (a folder or file that must exist).
+    ``kind``: int (a whole number), ints (a list of them), number, bool, text (no spaces), sentence (any
+    text), label (a file-name-safe word), choice (one of ``choices``) or path (a folder or file that must
+    exist).
     """
 
     name: str  # as written in the parameters cells
@@ -279,6 +280,17 @@ def _knob_list() -> list[Knob]:
         _flag("EVALUATE_FEW_SHOT"),
         Knob("FEW_SHOT_COUNTS", "ints", "a list of whole numbers >= 1", "[1, 4]", minimum=1),
         Knob("REFERENCE_MODEL_ID", "text", "a Hugging Face model id or a local folder", repr(LLAMA_INSTRUCT)),
+        # notebook 05 and its solutions
+        Knob("QUESTION", "sentence", "a question in words, ending in '?'",
+             "'Tom has 5 boxes of 12 pencils and gives away 14. How many pencils does he have now?'"),
+        _flag("PUSH_TO_HUB"),
+        Knob("HUB_REPO_NAME", "label", "a repository name of letters, digits, '-' or '_' (no '/')",
+             "'llama31-gsm8k-lora'"),
+        _flag("MERGE"),
+        Knob("MERGED_DIR", "text", "a folder to write the merged model to (no spaces)", "'/content/merged'"),
+        _flag("VERIFY_MERGE"),
+        _flag("EXPORT_GGUF"),
+        _flag("COMPARE_4BIT_MERGE"),
         # Profile fields a parameters cell does not show, checked all the same when overridden.
         Knob("WEIGHT_FORMAT", "choice", "nf4", "'nf4'", choices=("nf4",)),
         Knob("COMPUTE_DTYPE", "choice", "one of float16, bfloat16, float32", "'float16'",
@@ -371,6 +383,8 @@ def check_knob(name: str, value: Any, *, dataset: str | None = None, source: str
         if not path.exists():
             raise bad(f"no such folder ({path.absolute()})")
         return str(path.absolute())
+    if knob.kind == "sentence":  # free text, e.g. a question: anything but empty
+        return text
     if any(ch.isspace() for ch in text):
         raise bad("spaces are not allowed here")
     return text

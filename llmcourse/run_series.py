@@ -1,4 +1,4 @@
-"""Run the whole series headless: notebooks 01 to 04 in order with papermill, on the detected profile.
+"""Run the whole series headless: notebooks 01 to 05 in order with papermill, on the detected profile.
 
     python -m llmcourse.run_series                 # the profile the hardware gives (no GPU: cpu)
     python -m llmcourse.run_series --profile smoke # CI's quick run
@@ -29,6 +29,7 @@ NOTEBOOKS = [
     "02_dataset_and_baseline.ipynb",
     "03_lora_sft_training.ipynb",
     "04_evaluate_and_compare.ipynb",
+    "05_use_share_merge.ipynb",
 ]
 
 
@@ -131,6 +132,7 @@ def run(profile: str, notebooks: list[str], parameters: dict[str, object], out_d
     summary = {"profile": profile, "status": status, "minutes": {k: round(v / 60, 2) for k, v in timings.items()},
                "total_minutes": round(sum(timings.values()) / 60, 2)}
     summary.update(_results_summary(profile))
+    summary.update(_lesson05_summary(profile))
     from llmcourse.results import write_text_atomic
 
     write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2))
@@ -165,6 +167,14 @@ def _results_summary(profile: str) -> dict:
         "adapter": after.settings.adapter,
         "adapter_training": after.settings.adapter_training,  # "PARTIAL: ..." when 03 was cut short
     }
+
+
+def _lesson05_summary(profile: str) -> dict:
+    """Notebook 05's figures (merge peak RAM and time, file sizes, first token), if it has run."""
+    from llmcourse.storage import folder
+
+    path = folder(profile, "share") / "lesson05.json"
+    return {"lesson05": json.loads(path.read_text())} if path.exists() else {}
 
 
 def _value(text: str) -> object:
@@ -213,6 +223,12 @@ def main(argv: list[str] | None = None) -> int:
               f"difference {summary['difference']:+.1%}   exact McNemar p = {summary['mcnemar_p']:.2g}")
     else:
         print(f"  results: {summary.get('results')}")
+    if "lesson05" in summary:
+        figures = summary["lesson05"]
+        if figures.get("merge_added_rss_gb") is not None:
+            print(f"  merge: +{figures['merge_added_rss_gb']:.2f} GB RAM at the peak (largest shard "
+                  f"{figures['largest_shard_gb']:.2f} GB), {figures['merge_seconds']:.0f} s")
+        print(f"  first token {figures['first_token_s']:.2f} s; sizes (MB): {figures['sizes_mb']}")
     print(f"executed notebooks and summary.json in {out_dir}")
     if args.publish and summary["status"] == "ok":
         from llmcourse.publish import publish_run

@@ -47,6 +47,9 @@ STEPS = {
     "save 4-bit copy to Drive": 1.6,  # 5.7 GB at about 60 MB/s to Google Drive
     "load 4-bit copy from Drive": 1.6,  # the same 5.7 GB back
     "save adapter": 0.2,
+    # notebook 05's merge: the 16 GB read and 16 GB written on the runtime's local disk at about 200 MB/s
+    # (ASSUMED); the B @ A products themselves take seconds
+    "merge shard by shard": 2.7,
 }
 
 
@@ -87,6 +90,8 @@ def _gpu_work(notebook: str, gpu: str) -> dict[str, float]:
         return {"training": work, "probe": generation_minutes(gpu, 8, 8, 256)}
     if notebook == "04":
         return {"evaluation": generation_minutes(gpu, questions, batch, GSM8K_ANSWER_LONGEST[batch])}
+    if notebook == "05":  # two answers, one at a time (fine-tuned, then base), then the merge
+        return {"chat": 2 * generation_minutes(gpu, 1, 1, 256), "merge": STEPS["merge shard by shard"]}
     return {}
 
 
@@ -100,6 +105,8 @@ def _gpu_fixed(notebook: str) -> dict[str, float]:
         steps["load 4-bit copy from Drive"] = STEPS["load 4-bit copy from Drive"]
     if notebook == "03":
         steps["save adapter"] = STEPS["save adapter"]
+    if notebook == "05":  # the merge reads the 16-bit checkpoint, downloaded once more
+        steps["download"] = STEPS["download"]
     return steps
 
 
@@ -157,6 +164,11 @@ MEASURED: dict[str, dict[str, Measured]] = {
         "cpu": Measured("about 2.5 min for 100 questions with SmolLM2-135M", "2.5 min"),
         "smoke": Measured("under 1 min", "<1 min"),
     },
+    "05": {
+        "cpu": Measured("about 1-5 min with SmolLM2-135M, the merge and its check included", "1-5 min",
+                        how="measured on 2 cores, the longer time with the cores shared"),
+        "smoke": Measured("under 1 min", "<1 min"),
+    },
 }
 NOTEBOOKS = tuple(sorted(MEASURED))
 
@@ -167,6 +179,7 @@ GPU_WHAT = {
     "02": ("200 questions", "400 questions"),
     "03": ("60 steps of 16 examples", "one epoch of GSM8K"),
     "04": ("200 questions", "400 questions"),
+    "05": ("the merge's 16 GB download included", "the merge's 16 GB download included"),
 }
 
 

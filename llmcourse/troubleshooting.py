@@ -78,6 +78,10 @@ PLACEHOLDERS: dict[str, str] = {
     "example": "<example>",
     "closest": "<the closest names>",
     "known": "<the known names>",
+    "repo_id": "<repository id>",
+    "module": "<module>",
+    "saved_at": "<the share folder>",
+    "checkpoint": "<the base checkpoint>",
 }
 
 _RESTART = "Runtime > Restart session (Jupyter: Kernel > Restart Kernel)"
@@ -343,6 +347,72 @@ _PROBLEM_LIST += [
             "Correct the name (names are upper case, as in the parameters cells) and run again. The known "
             "names: {known}. With the runner, "
             "python -m llmcourse.run_series --list-parameters shows them too."
+        ),
+    ),
+    # --- notebook 05: sharing the adapter on the Hub and merging it (added with lesson 05) ---
+    Problem(
+        key="hub_write_token",
+        symptom="This token cannot upload to the Hugging Face Hub",
+        cause=(
+            "Pushing creates a repository and uploads files, which needs a token with write access; the token "
+            "found ({reason}) has none: no token, a read-only token, or one the Hub refused."
+        ),
+        fix=(
+            "Make a token with the 'Write' role at https://huggingface.co/settings/tokens (a fine-grained token "
+            "needs 'Write access to contents/settings of all repos under your personal namespace'), store it as "
+            "the HF_TOKEN secret (key icon panel in Colab, 'Notebook access' on; elsewhere export HF_TOKEN), and "
+            "run this cell again. The adapter and its model card are already saved on disk at {saved_at}."
+        ),
+    ),
+    Problem(
+        key="hub_repo_name",
+        symptom="The Hub repository name cannot be used",
+        cause=(
+            "The Hub refused {repo_id}: the name is taken by a repository of another type, the namespace before "
+            "the '/' is not your account (or an organisation you may write to), or the name has characters the "
+            "Hub does not allow (letters, digits, '-', '_', '.' only, at most 96)."
+        ),
+        fix=(
+            "Set HUB_REPO_NAME in the parameters cell to another name (without a '/', it goes under your own "
+            "account), and run this cell again. Your repositories are listed at https://huggingface.co/settings/"
+            "repositories."
+        ),
+    ),
+    Problem(
+        key="hub_push_unreachable",
+        symptom="Cannot reach the Hugging Face Hub to upload",
+        cause="The upload to huggingface.co failed ({reason}): no network, HF_HUB_OFFLINE=1 set, or a Hub outage.",
+        fix=(
+            "Nothing is lost: the adapter and its model card are saved on disk at {saved_at}. Check the connection "
+            "(unset HF_HUB_OFFLINE) and run this cell again, or upload that folder later from any machine with the "
+            "command hf upload, followed by your repository's name and the folder."
+        ),
+    ),
+    Problem(
+        key="merge_target_missing",
+        symptom="The adapter changes a weight the checkpoint does not have",
+        cause=(
+            "The adapter has LoRA matrices for {module}, but no shard of {checkpoint} holds that weight: the adapter "
+            "was trained on a model with another architecture or other weight names."
+        ),
+        fix=(
+            "Merge into the base model the adapter was trained on (its adapter_config.json names it under "
+            "base_model_name_or_path): set MODEL_ID to it in the parameters cell and run from the top. Nothing "
+            "was written: the merge keeps its output in a '.partial' folder until the last shard is done."
+        ),
+    ),
+    Problem(
+        key="merge_unsupported",
+        symptom="This adapter or checkpoint cannot be merged shard by shard",
+        cause=(
+            "The streaming merge adds scale x B @ A to 16-bit safetensors weights, and {checkpoint} does not fit that "
+            "(see the detail above): e.g. a pre-quantized 4-bit checkpoint, a DoRA adapter, or extra trained "
+            "modules beside LoRA."
+        ),
+        fix=(
+            "Use the 16-bit checkpoint of the base model (MODEL_ID = 'meta-llama/Llama-3.1-8B' or its ungated "
+            "copy, not a pre-quantized one), or an adapter trained by notebook 03; or keep the adapter separate "
+            "and load it on top of the base (section 2 of notebook 05), which needs no merge."
         ),
     ),
 ]

@@ -27,6 +27,7 @@ BAD_VALUES = {
     "bool": {"wrong type": "maybe", "out of range": 2, "empty": ""},
     "choice": {"wrong type": 42, "out of range": "nonsense", "empty": ""},
     "text": {"wrong type": 42, "out of range": "two words", "empty": " "},
+    "sentence": {"wrong type": 42, "empty": "  "},  # any text is in range
     "label": {"wrong type": 3.5, "out of range": "before/after", "empty": ""},
     "path": {"wrong type": 42, "out of range": "/no/such/folder/anywhere", "empty": ""},
 }

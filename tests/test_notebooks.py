@@ -1,4 +1,4 @@
-"""Every notebook executes, top to bottom, in the smoke profile: the four lessons in order with the headless
+"""Every notebook executes, top to bottom, in the smoke profile: the five lessons in order with the headless
 runner, then the workshop pre-check and the solution notebooks, each in a fresh kernel as on a fresh runtime.
 
 About 5 minutes on a 2-core machine.
@@ -79,6 +79,7 @@ def test_the_series_executes_every_notebook_in_order(series, course_home):
         code_cells = [c for c in nb.cells if c.cell_type == "code"]
         assert all(c.get("execution_count") for c in code_cells), f"{name}: a code cell did not run"
     assert "before_strict" in summary and summary["questions"] == 8
+    assert summary["lesson05"]["merge_seconds"] is not None
     assert json.loads((out / "summary.json").read_text())["status"] == "ok"
 
 
@@ -95,6 +96,12 @@ def test_the_series_leaves_what_later_notebooks_need(series, course_home):
     for figure in ["01_nf4_codebook.png", "03_lora.png", "03_label_mask.png", "03_loss_curve.png",
                    "04_before_after.png"]:
         assert (smoke / "figures" / figure).stat().st_size > 10_000, figure
+    # notebook 05: the card and the adapter on disk (no upload), the merged model, the runner's figures
+    assert "library_name: peft" in (smoke / "share" / "README.md").read_text()
+    assert (smoke / "share" / "adapter_model.safetensors").exists()
+    assert (smoke / "merged" / "model.safetensors").exists() and not (smoke / "merged.partial").exists()
+    figures = json.loads((smoke / "share" / "lesson05.json").read_text())
+    assert figures["merge_added_rss_gb"] is not None and figures["first_token_s"] > 0
 
 
 def test_notebooks_show_the_learner_the_checkpoints(series):
@@ -107,6 +114,10 @@ def test_notebooks_show_the_learner_the_checkpoints(series):
     assert "predicted peak" in training and "min measured" in training
     after = text_of(out / "04_evaluate_and_compare.ipynb")
     assert "exact McNemar p" in after and "fixed by fine-tuning" in after and "broken by fine-tuning" in after
+    use = text_of(out / "05_use_share_merge.ipynb")
+    assert "first token after" in use and "--- base model ---" in use
+    assert "Llama 3.1 8B: largest shard" in use and "x (largest shard + adapter)" in use
+    assert "greedy answers identical: 4/4" in use and "Not uploaded (PUSH_TO_HUB = False)" in use
 
 
 def test_executed_notebooks_and_results_never_show_the_token(series, course_home):
