@@ -20,7 +20,6 @@ written into the checkpoint's config before loading: :func:`load_prequantized`.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -118,13 +117,9 @@ def load_prequantized(source: str, compute_dtype, token: str | bool | None = Non
 def save_quantized_copy(model, tokenizer, folder: Path, model_id: str, bnb_config) -> Path:
     """Save the 4-bit model and its tokenizer to ``folder``; the manifest is written last, so a copy cut
     short by a disconnect has none and is never used."""
-    folder = Path(folder)
-    partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    shutil.rmtree(folder, ignore_errors=True)
-    partial.rename(folder)
+    from llmcourse.storage import save_pretrained_whole
+
+    folder = save_pretrained_whole(folder, model, tokenizer)
     (folder / MANIFEST).write_text(json.dumps(manifest_for(model_id, bnb_config), indent=2), encoding="utf-8")
     return folder
 

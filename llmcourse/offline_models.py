@@ -16,8 +16,9 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
 from pathlib import Path
+
+from llmcourse.storage import save_pretrained_whole
 
 log = logging.getLogger(__name__)
 
@@ -112,17 +113,14 @@ def smollm2_folder(target: Path | None = None) -> Path:
     model.load_state_dict(loaded.state_dict())
     # fp16 halves the folder; the GGUF values are 4-bit codes times fp16 scales, so nothing is lost.
     model.to(torch.float16)
-    tmp = target.with_name(target.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    config_path = tmp / "config.json"
-    config_json = json.loads(config_path.read_text())
-    config_json.pop("quantization_config", None)
-    config_path.write_text(json.dumps(config_json, indent=2))
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)  # only a complete folder ever has the final name
-    return target
+
+    def drop_quantization_entry(folder: Path) -> None:
+        config_path = folder / "config.json"
+        config_json = json.loads(config_path.read_text())
+        config_json.pop("quantization_config", None)
+        config_path.write_text(json.dumps(config_json, indent=2))
+
+    return save_pretrained_whole(target, model, tokenizer, before_rename=drop_quantization_entry)
 
 
 def llama3_tokenizer():
@@ -192,13 +190,7 @@ def tiny_llama_folder(target: Path | None = None, seed: int = 0) -> Path:
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config).to(torch.float32)
-    tmp = target.with_name(target.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
-    return target
+    return save_pretrained_whole(target, model, tokenizer)
 
 
 def hub_reachable(model_id: str, timeout: float = 5.0) -> bool:

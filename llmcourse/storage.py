@@ -53,3 +53,21 @@ def folder(profile: str, name: str) -> Path:
     path = course_home(profile) / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def save_pretrained_whole(folder: Path, *objects, before_rename=None) -> Path:
+    """``obj.save_pretrained`` of each object (a model, its tokenizer) into ``folder``, written beside it
+    first and renamed at the end, so only a complete folder ever has the final name (a disconnect leaves a
+    ``.partial`` folder nobody reads). ``before_rename(path)`` may still edit the files."""
+    import shutil
+
+    folder = Path(folder)
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    for obj in objects:
+        obj.save_pretrained(partial)
+    if before_rename is not None:
+        before_rename(partial)
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+    return folder
