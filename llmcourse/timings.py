@@ -123,8 +123,8 @@ def gpu_minutes(notebook: str, gpu: str) -> float:
 class Measured:
     """A measured time: what the table shows and how it was measured."""
 
-    text: str  # e.g. "about 22 min for one epoch of 960 examples with SmolLM2-135M"
-    short: str  # for the README's columns, e.g. "22 min"
+    text: str  # e.g. "about 16 min for one epoch of 960 examples with SmolLM2-135M"
+    short: str  # for the README's columns, e.g. "16 min"
     how: str = "measured on 2 cores"
 
 
@@ -149,24 +149,24 @@ MEASURED: dict[str, dict[str, Measured]] = {
         "smoke": Measured("under 1 min", "<1 min"),
     },
     "01": {
-        "cpu": Measured("about 1 min with SmolLM2-135M", "0.6 min"),
+        "cpu": Measured("under 1 min with SmolLM2-135M", "0.3 min"),
         "smoke": Measured("under 30 s", "<1 min"),
     },
     "02": {
-        "cpu": Measured("about 3 min for 100 questions with SmolLM2-135M", "2.5-3 min"),
+        "cpu": Measured("about 2 min for 100 questions with SmolLM2-135M", "1.8 min"),
         "smoke": Measured("under 1 min", "<1 min"),
     },
     "03": {
-        "cpu": Measured("about 22 min for one epoch of 960 examples with SmolLM2-135M", "22 min"),
+        "cpu": Measured("about 16 min for one epoch of 960 examples with SmolLM2-135M", "16 min"),
         "smoke": Measured("under 1 min", "~1 min"),
     },
     "04": {
-        "cpu": Measured("about 2.5 min for 100 questions with SmolLM2-135M", "2.5 min"),
+        "cpu": Measured("about 1 min for 100 questions with SmolLM2-135M", "1.0 min"),
         "smoke": Measured("under 1 min", "<1 min"),
     },
     "05": {
-        "cpu": Measured("about 1-5 min with SmolLM2-135M, the merge and its check included", "1-5 min",
-                        how="measured on 2 cores, the longer time with the cores shared"),
+        "cpu": Measured("under 1 min with SmolLM2-135M, the merge and its check included", "0.5 min",
+                        how="measured on 2 cores; up to 5 min with the cores shared"),
         "smoke": Measured("under 1 min", "<1 min"),
     },
 }
