@@ -51,12 +51,12 @@ def main() -> None:
         report = merging.merge_adapter_into_shards(base_dir, adapter, Path(tmp) / "merged", base_model_id=SMOLLM2,
                                                    log=lambda _: None)
         budget = report.largest_shard_gb + report.adapter_gb
-        print(f"model {SMOLLM2}: {len(report.shards)} shard(s), largest {report.largest_shard_gb * 1024:.0f} MB; "
-              f"adapter {report.adapter_gb * 1024:.1f} MB; {report.merged_weights} weights merged")
-        print(f"RSS before {report.start_rss_gb * 1024:.0f} MB, peak {report.peak_rss_gb * 1024:.0f} MB: "
-              f"added {report.added_rss_gb * 1024:.0f} MB = {report.added_rss_gb / budget:.2f} x (largest shard + "
+        print(f"model {SMOLLM2}: {len(report.shards)} shard(s), largest {report.largest_shard_gb * 1000:.0f} MB; "
+              f"adapter {report.adapter_gb * 1000:.1f} MB; {report.merged_weights} weights merged")
+        print(f"RSS before {report.start_rss_gb * 1000:.0f} MB, peak {report.peak_rss_gb * 1000:.0f} MB: "
+              f"added {report.added_rss_gb * 1000:.0f} MB = {report.added_rss_gb / budget:.2f} x (largest shard + "
               f"adapter); target <= 1.5 x")
-        print(f"time {report.seconds:.1f} s; merged folder {report.out_gb * 1024:.0f} MB")
+        print(f"time {report.seconds:.1f} s; merged folder {report.out_gb * 1000:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -230,16 +230,12 @@ class PeakRSS:
         while not self._stop.wait(self.interval):
             self.sample()
 
-    @property
-    def added_gb(self) -> float:
-        return self.peak_gb - self.start_gb
-
 
 @contextmanager
 def track_peak_rss(interval: float = 0.005) -> Iterator[PeakRSS]:
     """Measure the peak RSS of a block: a thread samples it every ``interval`` seconds.
 
-    ``with track_peak_rss() as rss: ...`` then ``rss.start_gb``, ``rss.peak_gb``, ``rss.added_gb``.
+    ``with track_peak_rss() as rss: ...`` then ``rss.start_gb`` and ``rss.peak_gb``.
     """
     rss = PeakRSS(interval)
     rss._thread.start()

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
+from llmcourse.memory import GB  # the course's one unit, 10^9 bytes, as the RSS figures
 from llmcourse.troubleshooting import CourseError
 
-GB = 1024**3  # as llmcourse.memory: sizes in GiB, written "GB"
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
 ADAPTER_FILE = "adapter_model.safetensors"
@@ -284,8 +284,10 @@ def base_checkpoint_folder(model_id: str) -> Path:
 
     token = read_hf_token()
     try:
+        # token=False, not None, when there is none: a token-less call must not fill huggingface_hub's
+        # once-per-session cache of Colab Secrets (pitfall 12).
         return Path(snapshot_download(source, allow_patterns=["*.safetensors", "*.json", "tokenizer*"],
-                                      token=token))
+                                      token=token or False))
     except Exception as exc:
         error = course_error_from_hub(exc, source, token)
         if error is None:

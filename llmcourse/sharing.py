@@ -18,7 +18,8 @@ from typing import Any
 
 from llmcourse.evaluation import EvalRun
 from llmcourse.hub_access import _hub_error_types, _network_error_types, _status_code, mask_token
-from llmcourse.profiles import LLAMA_BASE, LLAMA_BASE_UNGATED, LLAMA_INSTRUCT, LLAMA_INSTRUCT_UNGATED, SMOLLM2
+from llmcourse.merging import lora_scale
+from llmcourse.profiles import LLAMA_BASE, LLAMA_INSTRUCT, SAME_WEIGHTS, SMOLLM2
 from llmcourse.results import compare
 from llmcourse.troubleshooting import CourseError
 
@@ -32,8 +33,6 @@ BASE_LICENCES = {
                      "\"Built with Llama\""),
     SMOLLM2: ("apache-2.0", "Apache-2.0 (SmolLM2 by Hugging Face)"),
 }
-BASE_LICENCES[LLAMA_BASE_UNGATED] = BASE_LICENCES[LLAMA_BASE]
-BASE_LICENCES[LLAMA_INSTRUCT_UNGATED] = BASE_LICENCES[LLAMA_INSTRUCT]
 DATASETS = {
     "openai/gsm8k": ("openai/gsm8k", "GSM8K (MIT licence, https://github.com/openai/grade-school-math)"),
     "local": (None, "the course's own GSM8K-style dataset in data/ (CC0-1.0, made by data/make_dataset.py)"),
@@ -54,7 +53,9 @@ def model_card(before: EvalRun, after: EvalRun, adapter_config: dict, training_l
     """
     paired, fixed, broken = compare(before, after)
     model_id = before.settings.model_id
-    licence_tag, licence_line = BASE_LICENCES.get(model_id, ("other", f"the licence of {model_id}"))
+    # an ungated mirror comes under the licence of the weights it copies
+    licence_tag, licence_line = BASE_LICENCES.get(SAME_WEIGHTS.get(model_id, model_id),
+                                                  ("other", f"the licence of {model_id}"))
     dataset_tag, dataset_line = DATASETS.get(before.settings.dataset, (None, before.settings.dataset))
     log = training_log or {}
     meta = ["---", f"base_model: {model_id}", "library_name: peft", f"license: {licence_tag}"]
@@ -72,7 +73,7 @@ def model_card(before: EvalRun, after: EvalRun, adapter_config: dict, training_l
 
     settings = [
         f"- LoRA rank r = {adapter_config.get('r')}, alpha = {adapter_config.get('lora_alpha')} "
-        f"(scale {adapter_config.get('lora_alpha', 0) / max(adapter_config.get('r') or 1, 1):g}), "
+        f"(scale {lora_scale(adapter_config, adapter_config.get('r') or 1):g}), "
         f"dropout {adapter_config.get('lora_dropout')}, on {_targets(adapter_config.get('target_modules'))}",
         f"- prompt format: {after.settings.prompt_format}; base weights in {after.settings.weight_format} "
         f"(4-bit NormalFloat), compute in {after.settings.compute_dtype}",

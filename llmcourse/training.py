@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from llmcourse.profiles import same_weights
 from llmcourse.troubleshooting import CourseError
 
 
@@ -396,7 +397,7 @@ def find_adapter(adapter_root: Path, base_model_id: str, log=print) -> Path:
     if latest in runs:
         runs.remove(latest)
         runs.insert(0, latest)
-    fitting = [p for p in runs if _model_name(_adapter_base(p) or base_model_id) == _model_name(base_model_id)]
+    fitting = [p for p in runs if same_weights(_adapter_base(p) or base_model_id, base_model_id)]
     if not fitting:
         if runs:
             check_adapter(runs[0], base_model_id)  # raises adapter_base_mismatch, naming the model it fits
@@ -419,7 +420,7 @@ def check_adapter(adapter_dir: Path, base_model_id: str) -> dict:
         raise CourseError("missing_adapter", f"no adapter in {adapter_dir}", path=adapter_dir)
     config = json.loads(config_path.read_text())
     trained_on = config.get("base_model_name_or_path")
-    if trained_on and _model_name(trained_on) != _model_name(base_model_id):
+    if trained_on and not same_weights(trained_on, base_model_id):
         raise CourseError(
             "adapter_base_mismatch",
             f"the adapter in {adapter_dir} was trained on {trained_on!r}, not {base_model_id!r}",
@@ -428,10 +429,3 @@ def check_adapter(adapter_dir: Path, base_model_id: str) -> dict:
             path=adapter_dir,
         )
     return config
-
-
-def _model_name(model_id: str) -> str:
-    """Compare a Hub id, its ungated mirror and a local copy of it by the name of the original."""
-    from llmcourse.profiles import base_model_name
-
-    return base_model_name(model_id)
