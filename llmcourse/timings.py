@@ -37,7 +37,6 @@ N_PARAMS_B = 8.03
 # (../shared/data/gsm8k, Llama 3 tokenizer, plain prompt format; tests/test_timings.py recomputes them):
 GSM8K_TRAIN_LONGEST = {4: 196, 16: 248}  # prompt + solution + end token, training split
 GSM8K_ANSWER_LONGEST = {32: 177, 64: 193}  # worked solution + end token (what a fine-tuned model writes)
-GSM8K_TRAIN_ROWS = 7473
 
 # Minutes of the steps every GPU notebook shares (ESTIMATES on Colab, not measured):
 STEPS = {
@@ -76,22 +75,26 @@ def training_minutes(gpu: str, rows_per_step: int, steps: int, longest: float) -
 
 def _gpu_work(notebook: str, gpu: str) -> dict[str, float]:
     """The notebook's own work on ``gpu`` with the t4 (T4) or ampere (L4, A100) profile's defaults."""
-    t4 = gpu == "T4"
-    questions, batch = (200, 32) if t4 else (400, 64)
+    from llmcourse.data import HUB_DATASET, split_size
+    from llmcourse.profiles import PROFILES
+    from llmcourse.training import steps_for
+
+    p = PROFILES["t4" if gpu == "T4" else "ampere"]
+    questions, batch, new_tokens = p.eval_size, p.eval_batch_size, p.max_new_tokens
     if notebook == "01":
-        return {"first question": generation_minutes(gpu, 1, 1, 256)}
-    if notebook == "02":
-        return {"evaluation": generation_minutes(gpu, questions, batch, 256)}  # the base model rarely stops
+        return {"first question": generation_minutes(gpu, 1, 1, new_tokens)}
+    if notebook == "02":  # the base model rarely stops
+        return {"evaluation": generation_minutes(gpu, questions, batch, new_tokens)}
     if notebook == "03":
-        if t4:
-            work = training_minutes(gpu, 16, 60, GSM8K_TRAIN_LONGEST[4])
-        else:
-            work = training_minutes(gpu, 16, -(-GSM8K_TRAIN_ROWS // 16), GSM8K_TRAIN_LONGEST[16])
-        return {"training": work, "probe": generation_minutes(gpu, 8, 8, 256)}
+        rows_per_step = p.batch_size * p.grad_accum
+        train_rows = min(p.train_size or 10**9, split_size(HUB_DATASET, "train"))
+        steps = steps_for(train_rows, p.batch_size, p.grad_accum, p.max_steps)
+        work = training_minutes(gpu, rows_per_step, steps, GSM8K_TRAIN_LONGEST[p.batch_size])
+        return {"training": work, "probe": generation_minutes(gpu, 8, 8, new_tokens)}
     if notebook == "04":
         return {"evaluation": generation_minutes(gpu, questions, batch, GSM8K_ANSWER_LONGEST[batch])}
     if notebook == "05":  # two answers, one at a time (fine-tuned, then base), then the merge
-        return {"chat": 2 * generation_minutes(gpu, 1, 1, 256), "merge": STEPS["merge shard by shard"]}
+        return {"chat": 2 * generation_minutes(gpu, 1, 1, new_tokens), "merge": STEPS["merge shard by shard"]}
     return {}
 
 
