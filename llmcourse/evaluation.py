@@ -1,18 +1,15 @@
-"""The evaluation harness: the very same code makes the before (notebook 02) and the after (04) number.
-
-Same prompts, same greedy decoding, same stop rule, same extraction, same question subset.
-"""
+"""The evaluation harness: the very same code makes the before (notebook 02) and the after (04) number: same
+prompts, greedy decoding, stop rule, grading and question subset."""
 
 from __future__ import annotations
 
 import datetime as dt
 import platform
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from llmcourse import prompts as prompt_formats
-from llmcourse.data import solution_text
+from llmcourse.data import grade, solution_text
 from llmcourse.generation import generate_batched
-from llmcourse.grading import extract_gold, grade
 from llmcourse.stats import wilson_interval
 
 
@@ -54,9 +51,8 @@ class EvalRun:
 def library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
-    names = ["torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate"]
     found = {"python": platform.python_version()}
-    for name in names:
+    for name in ("torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate"):
         try:
             found[name] = version(name)
         except PackageNotFoundError:
@@ -66,10 +62,8 @@ def library_versions() -> dict[str, str]:
 
 def summarize(records: list[dict], wall_time_s: float) -> dict:
     """Accuracy (strict and flexible) with 95% Wilson intervals, format compliance, stop shares, speed."""
-    n = len(records)
-    strict = sum(r["strict_correct"] for r in records)
-    flexible = sum(r["flexible_correct"] for r in records)
-    tokens = sum(r["new_tokens"] for r in records)
+    n, tokens = len(records), sum(r["new_tokens"] for r in records)
+    strict, flexible = sum(r["strict_correct"] for r in records), sum(r["flexible_correct"] for r in records)
 
     def share(predicate) -> float:
         return sum(1 for r in records if predicate(r)) / n if n else 0.0
@@ -94,62 +88,32 @@ def summarize(records: list[dict], wall_time_s: float) -> dict:
 def evaluate(
     model, tokenizer, rows: list[dict], settings: EvalSettings, progress: bool = True, examples: list[dict] = ()
 ) -> EvalRun:
-    """Generate an answer for every row, grade it, and return the summary and per-question records.
-
-    ``examples`` (training rows, whose ids must be ``settings.few_shot_ids``) are put before every question
-    as worked examples: a few-shot run, with the same harness otherwise.
-    """
+    """Answer and grade every row: the summary and per-question records. ``examples`` (the training rows named
+    in ``settings.few_shot_ids``) go before every question as worked examples: a few-shot run."""
     if [e["id"] for e in examples] != list(settings.few_shot_ids):
         raise ValueError("the few-shot examples must be the rows named in settings.few_shot_ids, in that order")
     shots = [(e["question"], solution_text(e["answer"])) for e in examples]
-    texts = [
-        prompt_formats.generation_prompt(r["question"], settings.prompt_format, tokenizer, examples=shots)
-        for r in rows
-    ]
+    texts = [prompt_formats.generation_prompt(r["question"], settings.prompt_format, tokenizer, examples=shots)
+             for r in rows]
     generations, stats = generate_batched(
-        model,
-        tokenizer,
-        texts,
-        batch_size=settings.batch_size,
-        max_new_tokens=settings.max_new_tokens,
+        model, tokenizer, texts, batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens,
         end_token_ids=prompt_formats.end_token_ids(tokenizer, settings.prompt_format),
-        stop_strings=tuple(settings.stop_strings),
-        progress=progress,
+        stop_strings=tuple(settings.stop_strings), progress=progress,
     )
     records = []
     for row, gen in zip(rows, generations, strict=True):
-        g = grade(gen.output, row["answer"])
-        records.append(
-            {
-                "id": row["id"],
-                "question": row["question"],
-                "prompt": gen.prompt,
-                "output": gen.output,
-                "gold": extract_gold(row["answer"]),
-                "strict": g.strict,
-                "flexible": g.flexible,
-                "strict_correct": g.strict_correct,
-                "flexible_correct": g.flexible_correct,
-                "format_ok": g.format_ok,
-                "stop_reason": gen.stop_reason,
-                "new_tokens": gen.new_tokens,
-            }
-        )
+        g = asdict(grade(gen.output, row["answer"]))
+        records.append({"id": row["id"], "question": row["question"], "prompt": gen.prompt, "output": gen.output,
+                        "gold": g.pop("gold"), **g, "stop_reason": gen.stop_reason, "new_tokens": gen.new_tokens})
     summary = summarize(records, stats.wall_time_s)
     summary["batch_size_used"] = stats.batch_size
     summary["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     return EvalRun(settings, summary, records)
 
 
-def _few_shot_note(shots: int) -> str:
-    if not shots:
-        return ""
-    return f", {shots} worked example{'s' if shots > 1 else ''} in the prompt"
-
-
 def format_summary(run: EvalRun) -> str:
     """A few lines for the learner: accuracy with its interval, format, stops, speed."""
-    s = run.summary
+    s, shots = run.summary, len(run.settings.few_shot_ids)
     lo, hi = s["strict_ci95"]
     flo, fhi = s["flexible_ci95"]
     return "\n".join(
@@ -157,7 +121,7 @@ def format_summary(run: EvalRun) -> str:
             f"{run.settings.label}: {run.settings.model_id}"
             + (f" + adapter {run.settings.adapter}" if run.settings.adapter else "")
             + (f" ({run.settings.adapter_training})" if run.settings.adapter_training else "")
-            + _few_shot_note(len(run.settings.few_shot_ids)),
+            + (f", {shots} worked example{'s' if shots > 1 else ''} in the prompt" if shots else ""),
             f"  strict accuracy   {s['strict_accuracy']:6.1%}  (95% CI {lo:.1%} to {hi:.1%}, "
             f"{s['strict_correct']}/{s['n']})",
             f"  flexible accuracy {s['flexible_accuracy']:6.1%}  (95% CI {flo:.1%} to {fhi:.1%})",
@@ -167,3 +131,17 @@ def format_summary(run: EvalRun) -> str:
             f"  wall time         {s['wall_time_s']:6.1f} s  ({s['tokens_per_s']:.1f} tokens/s)",
         ]
     )
+
+
+def lm_eval_gsm8k(model, tokenizer, batch_size: int, limit: int, chat: bool = False) -> dict:
+    """lm-evaluation-harness's standard gsm8k task (5-shot, its own prompts and filters: the number papers
+    report) on the model in memory, with the chat template when ``chat``. Installs lm-eval first; GPU, slow."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "lm-eval==0.4.13"], check=True)
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+
+    harness = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+    return lm_eval.simple_evaluate(model=harness, tasks=["gsm8k"], limit=limit, apply_chat_template=chat)["results"]["gsm8k"]

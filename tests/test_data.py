@@ -13,12 +13,11 @@ from llmcourse.data import (
     DATA_DIR,
     check_row,
     check_rows,
+    extract_gold,
     fixed_subset,
     load_split,
-    read_jsonl,
     solution_text,
 )
-from llmcourse.grading import extract_gold
 from llmcourse.troubleshooting import CourseError
 
 GOOD = {"question": "Tom has 2 apples and buys 3 more. How many?", "answer": "2+3 = <<2+3=5>>5\n#### 5"}
@@ -30,35 +29,35 @@ def write_jsonl(path: Path, lines: list[str]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def test_rows() -> list[dict]:
+def local_test_rows() -> list[dict]:
     return load_split("local", "test")
 
 
 # --- the project's data/ ----------------------------------------------------------------
 
 
-def test_local_test_split_has_ids_and_schema(test_rows: list[dict]) -> None:
-    assert len(test_rows) == 200
-    for row in test_rows:
+def test_local_test_split_has_ids_and_schema(local_test_rows: list[dict]) -> None:
+    assert len(local_test_rows) == 200
+    for row in local_test_rows:
         assert set(row) == {"id", "question", "answer"}
         assert row["question"].strip()
         extract_gold(row["answer"])  # every answer has a numeric '#### N' line
-    ids = [row["id"] for row in test_rows]
+    ids = [row["id"] for row in local_test_rows]
     assert len(set(ids)) == len(ids)
     assert ids[0] == "test-00000"
     assert all(re.fullmatch(r"test-\d{5}", i) for i in ids)
 
 
-def test_local_rows_match_the_file(test_rows: list[dict]) -> None:
+def test_local_rows_match_the_file(local_test_rows: list[dict]) -> None:
     first = json.loads((DATA_DIR / "test.jsonl").read_text(encoding="utf-8").splitlines()[0])
-    assert test_rows[0] == {"id": first["id"], "question": first["question"], "answer": first["answer"]}
+    assert local_test_rows[0] == {"id": first["id"], "question": first["question"], "answer": first["answer"]}
 
 
-def test_local_train_split_is_disjoint_from_test(test_rows: list[dict]) -> None:
+def test_local_train_split_is_disjoint_from_test(local_test_rows: list[dict]) -> None:
     train = load_split("local", "train")
-    assert len(train) > len(test_rows)
+    assert len(train) > len(local_test_rows)
     assert all(row["id"].startswith("train-") for row in train)
-    assert not {r["question"] for r in train} & {r["question"] for r in test_rows}
+    assert not {r["question"] for r in train} & {r["question"] for r in local_test_rows}
 
 
 def test_unknown_split_raises() -> None:
@@ -80,35 +79,35 @@ def test_rows_without_id_get_one_from_their_position(tmp_path: Path) -> None:
 # --- fixed_subset -------------------------------------------------------------------------
 
 
-def test_fixed_subset_is_deterministic(test_rows: list[dict]) -> None:
-    a = fixed_subset(test_rows, 20, seed=0)
-    b = fixed_subset(test_rows, 20, seed=0)
+def test_fixed_subset_is_deterministic(local_test_rows: list[dict]) -> None:
+    a = fixed_subset(local_test_rows, 20, seed=0)
+    b = fixed_subset(local_test_rows, 20, seed=0)
     assert len(a) == 20
     assert [r["id"] for r in a] == [r["id"] for r in b]
 
 
-def test_fixed_subset_depends_on_seed(test_rows: list[dict]) -> None:
-    a = fixed_subset(test_rows, 20, seed=0)
-    b = fixed_subset(test_rows, 20, seed=1)
+def test_fixed_subset_depends_on_seed(local_test_rows: list[dict]) -> None:
+    a = fixed_subset(local_test_rows, 20, seed=0)
+    b = fixed_subset(local_test_rows, 20, seed=1)
     assert [r["id"] for r in a] != [r["id"] for r in b]
 
 
-def test_fixed_subset_keeps_file_order_and_has_no_duplicates(test_rows: list[dict]) -> None:
-    ids = [r["id"] for r in fixed_subset(test_rows, 50, seed=3)]
+def test_fixed_subset_keeps_file_order_and_has_no_duplicates(local_test_rows: list[dict]) -> None:
+    ids = [r["id"] for r in fixed_subset(local_test_rows, 50, seed=3)]
     assert ids == sorted(ids)
     assert len(set(ids)) == 50
-    assert set(ids) <= {r["id"] for r in test_rows}
+    assert set(ids) <= {r["id"] for r in local_test_rows}
 
 
-def test_fixed_subset_is_not_just_the_first_rows(test_rows: list[dict]) -> None:
-    assert fixed_subset(test_rows, 10, seed=0) != test_rows[:10]
+def test_fixed_subset_is_not_just_the_first_rows(local_test_rows: list[dict]) -> None:
+    assert fixed_subset(local_test_rows, 10, seed=0) != local_test_rows[:10]
 
 
 @pytest.mark.parametrize("size", [200, 201, 10_000])
-def test_fixed_subset_size_at_least_len_returns_all(test_rows: list[dict], size: int) -> None:
-    subset = fixed_subset(test_rows, size, seed=5)
-    assert subset == test_rows
-    assert subset is not test_rows  # a copy: the caller may change it
+def test_fixed_subset_size_at_least_len_returns_all(local_test_rows: list[dict], size: int) -> None:
+    subset = fixed_subset(local_test_rows, size, seed=5)
+    assert subset == local_test_rows
+    assert subset is not local_test_rows  # a copy: the caller may change it
 
 
 # --- solution_text ------------------------------------------------------------------------
@@ -122,8 +121,8 @@ def test_solution_text_removes_calculator_notes_and_keeps_answer() -> None:
     assert text.splitlines()[-1] == "#### 72"
 
 
-def test_solution_text_on_real_rows(test_rows: list[dict]) -> None:
-    for row in test_rows[:20]:
+def test_solution_text_on_real_rows(local_test_rows: list[dict]) -> None:
+    for row in local_test_rows[:20]:
         text = solution_text(row["answer"])
         assert "<<" not in text
         assert extract_gold(text) == extract_gold(row["answer"])
@@ -183,32 +182,32 @@ def test_check_rows_skip_bad_keeps_good_and_reports_bad(capsys: pytest.CaptureFi
     assert "mydata row 4" in out and "'question'" in out
 
 
-# --- read_jsonl and load_split on broken files ---------------------------------------------
+# --- load_split on broken files ------------------------------------------------------------
 
 
-def test_read_jsonl_line_that_is_not_json(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "train.jsonl", [json.dumps(GOOD), '{"question": "cut short', json.dumps(GOOD)])
+def test_a_line_that_is_not_json_is_named_by_its_line(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "train.jsonl", [json.dumps(GOOD), '{"question": "cut short', json.dumps(GOOD)])
     with pytest.raises(CourseError) as info:
-        read_jsonl(path)
+        load_split("local", "train", data_dir=tmp_path)
     err = info.value
     assert err.key == "bad_dataset_row"
     assert err.values["field"] == "(whole line)"
     assert "train.jsonl line 2" in str(err)
 
 
-def test_read_jsonl_skip_bad(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = write_jsonl(tmp_path / "train.jsonl", [json.dumps(GOOD), "not json", "", json.dumps({"x": 1})])
-    rows = read_jsonl(path, skip_bad=True)
-    assert rows == [GOOD, {"x": 1}]  # read_jsonl only parses; the schema is checked later
+def test_skip_bad_skips_lines_that_are_not_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_jsonl(tmp_path / "train.jsonl", [json.dumps(GOOD), "not json", "", json.dumps(GOOD)])
+    rows = load_split("local", "train", data_dir=tmp_path, skip_bad=True)
+    assert [r["question"] for r in rows] == [GOOD["question"]] * 2
     out = capsys.readouterr().out
     assert "train.jsonl line 2" in out
     assert "line 3" not in out  # blank lines are not errors
 
 
-def test_read_jsonl_blank_lines_do_not_shift_line_numbers(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "t.jsonl", [json.dumps(GOOD), "", "{bad"])
-    with pytest.raises(CourseError, match="t.jsonl line 3"):
-        read_jsonl(path)
+def test_blank_lines_do_not_shift_line_numbers(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "test.jsonl", [json.dumps(GOOD), "", "{bad"])
+    with pytest.raises(CourseError, match="test.jsonl line 3"):
+        load_split("local", "test", data_dir=tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -270,13 +269,15 @@ def test_hub_rows_are_checked_and_get_ids(monkeypatch: pytest.MonkeyPatch) -> No
     datasets = pytest.importorskip("datasets")
     calls = []
 
-    def fake_load(name, config=None, split=None):
-        calls.append((name, config, split))
+    def fake_load(name, config=None, split=None, revision=None):
+        calls.append((name, config, split, revision))
         return [GOOD, {"question": "What is 3+4?", "answer": "#### 7"}]
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
     rows = load_split(data.HUB_DATASET, "train")
-    assert calls == [("openai/gsm8k", "main", "train")]  # GSM8K's 'main' configuration
+    # GSM8K's 'main' configuration, at the pinned revision
+    assert calls == [("openai/gsm8k", "main", "train", data.HUB_REVISION)]
+    assert re.fullmatch("[0-9a-f]{40}", data.HUB_REVISION)
     assert [r["id"] for r in rows] == ["train-00000", "train-00001"]
     assert rows[0]["question"] == GOOD["question"]
 

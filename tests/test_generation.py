@@ -181,3 +181,28 @@ def test_evaluate_few_shot_puts_the_worked_examples_before_every_question(tiny_l
         assert record["prompt"].startswith("Question: What is 2 + 2?\nAnswer: 2 + 2 = 4\n#### 4\n\nQuestion: ")
     with pytest.raises(ValueError, match="few_shot_ids"):
         evaluate(model, tok, rows, settings, progress=False)  # examples missing: refused, not silently zero-shot
+
+
+def test_lm_eval_gsm8k_runs_the_standard_task_on_the_model_in_memory(monkeypatch):
+    """Notebooks 02 and 04 call it instead of each keeping a copy of the cell (lm-eval itself is not installed)."""
+    import subprocess
+    import sys
+    import types
+
+    from llmcourse.evaluation import lm_eval_gsm8k
+
+    installs, calls = [], {}
+    monkeypatch.setattr(subprocess, "run", lambda args, check: installs.append(args))
+    harness = types.ModuleType("lm_eval.models.huggingface")
+    harness.HFLM = lambda **kwargs: calls.setdefault("hflm", kwargs)
+    lm_eval = types.ModuleType("lm_eval")
+    lm_eval.simple_evaluate = lambda **kwargs: calls.setdefault("run", kwargs) and {"results": {"gsm8k": {"ok": 1}}}
+    for name, module in [("lm_eval", lm_eval), ("lm_eval.models", types.ModuleType("lm_eval.models")),
+                         ("lm_eval.models.huggingface", harness)]:
+        monkeypatch.setitem(sys.modules, name, module)
+    model, tokenizer = object(), object()
+    assert lm_eval_gsm8k(model, tokenizer, 8, limit=200, chat=True) == {"ok": 1}
+    assert installs[0][-1].startswith("lm-eval==")
+    assert calls["hflm"] == {"pretrained": model, "tokenizer": tokenizer, "batch_size": 8}
+    assert calls["run"]["tasks"] == ["gsm8k"] and calls["run"]["limit"] == 200
+    assert calls["run"]["apply_chat_template"] is True

@@ -1,4 +1,4 @@
-"""Tests for llmcourse.grading: normalisation, extraction, gold parsing, grading."""
+"""Tests for the grader in llmcourse.data: normalisation, extraction, gold parsing, grading."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from llmcourse.grading import (
+from llmcourse.data import (
     LM_EVAL_STRICT_PATTERN,
     Grade,
     answers_match,
@@ -20,7 +20,7 @@ from llmcourse.grading import (
     extract_strict,
     grade,
     normalize_number,
-    strip_calculator_notes,
+    solution_text,
     to_number,
 )
 
@@ -201,11 +201,6 @@ def test_extract_strict(output: str, expected: str | None) -> None:
     assert extract_strict(output) == expected
 
 
-def test_strict_pattern_is_lm_evals() -> None:
-    # lm_eval/tasks/gsm8k/gsm8k.yaml: regex_pattern: "#### (\\-?[0-9\\.\\,]+)"
-    assert LM_EVAL_STRICT_PATTERN == "#### (\\-?[0-9\\.\\,]+)"
-
-
 # --- extract_flexible -----------------------------------------------------------------
 
 
@@ -327,22 +322,16 @@ def test_grade_rejects_a_gold_without_answer_line() -> None:
         grade("#### 18", "She makes eighteen dollars.")
 
 
-def test_grade_is_frozen() -> None:
-    result = grade("#### 18", "#### 18")
-    with pytest.raises(AttributeError):
-        result.strict = "19"  # type: ignore[misc]
+# --- solution_text (calculator notes) -----------------------------------------------------------
 
 
-# --- strip_calculator_notes -----------------------------------------------------------
-
-
-def test_strip_calculator_notes() -> None:
+def test_solution_text_strips_calculator_notes() -> None:
     text = "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n#### 72"
     assert (
-        strip_calculator_notes(text) == "Natalia sold 48/2 = 24 clips in May.\n#### 72"
+        solution_text(text) == "Natalia sold 48/2 = 24 clips in May.\n#### 72"
     )
-    assert strip_calculator_notes("no notes") == "no notes"
-    assert strip_calculator_notes("a <<1+1=2>>2 and <<2*3=6>>6") == "a 2 and 6"
+    assert solution_text("no notes") == "no notes"
+    assert solution_text("a <<1+1=2>>2 and <<2*3=6>>6") == "a 2 and 6"
 
 
 # --- the real GSM8K -------------------------------------------------------------------
@@ -385,14 +374,14 @@ def test_every_gsm8k_gold_parses(split: str) -> None:
 
 
 @pytest.mark.parametrize("split", ["train", "test"])
-def test_strip_calculator_notes_on_gsm8k(split: str) -> None:
+def test_solution_text_on_gsm8k(split: str) -> None:
     rows = _gsm8k_rows(split)
     annotated = 0
     for row in rows:
         answer = row["answer"]
-        stripped = strip_calculator_notes(answer)
-        annotated += stripped != answer
+        stripped = solution_text(answer)
+        annotated += stripped != answer.strip()
         assert "<<" not in stripped and ">>" not in stripped, answer
-        assert stripped.splitlines()[-1] == answer.splitlines()[-1]
+        assert stripped.splitlines()[-1] == answer.strip().splitlines()[-1]
         assert extract_gold(stripped) == extract_gold(answer)
     assert annotated > len(rows) // 2  # the notes really were there to strip

@@ -33,7 +33,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llmcourse.grading import LM_EVAL_FLEXIBLE_PATTERN, LM_EVAL_STRICT_PATTERN, grade
+from llmcourse.data import LM_EVAL_FLEXIBLE_PATTERN, LM_EVAL_STRICT_PATTERN, grade
 
 FIXTURE = Path(__file__).with_name("realistic_outputs.jsonl")
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from llmcourse import prompts
+from llmcourse.data import ANSWER_FORMAT_INSTRUCTION as CHAT_INSTRUCTION
+from llmcourse.data import grade
 from llmcourse.profiles import LLAMA_BASE, LLAMA_BASE_UNGATED, LLAMA_INSTRUCT, SMOLLM2, TINY_LLAMA
 from llmcourse.prompts import (
-    CHAT_INSTRUCTION,
     choose_pad_token,
     default_prompt_format,
     end_token_ids,
@@ -91,8 +93,9 @@ def test_training_example_chat_is_trl_conversational_prompt_completion() -> None
         assert set(message) == {"role", "content"}
 
 
-def test_chat_instruction_asks_for_the_graded_format() -> None:
-    assert "#### <number>" in CHAT_INSTRUCTION
+def test_an_answer_in_the_instructed_format_is_graded_strict() -> None:
+    last_line = re.search(r"'(.*<number>.*)'", CHAT_INSTRUCTION).group(1)  # '#### <number>'
+    assert grade("step 1\n" + last_line.replace("<number>", "1,024"), "#### 1024").strict_correct
 
 
 @pytest.mark.parametrize("fmt", ["Plain", "alpaca", "", "instruct"])
@@ -245,7 +248,3 @@ def test_end_token_ids_fake_chat_skips_unknown_tokens() -> None:
     )
     assert end_token_ids(tokenizer, "chat") == [1, 2]
     assert end_token_ids(tokenizer, "plain") == [1]
-
-
-def test_prompt_formats_constant() -> None:
-    assert prompts.PROMPT_FORMATS == ("plain", "chat")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmcourse.stats import (
@@ -84,6 +84,15 @@ def test_wilson_contains_the_estimate(counts: tuple[int, int]) -> None:
     mirror_low, mirror_high = wilson_interval(n - successes, n)
     assert low == pytest.approx(1 - mirror_high, abs=1e-12)
     assert high == pytest.approx(1 - mirror_low, abs=1e-12)
+
+
+@given(st.integers(min_value=1, max_value=3000).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))))
+@settings(deadline=None)  # the first call imports scipy
+def test_wilson_matches_scipy(counts: tuple[int, int]) -> None:
+    stats = pytest.importorskip("scipy.stats")
+    successes, n = counts
+    reference = stats.binomtest(successes, n).proportion_ci(confidence_level=0.95, method="wilson")
+    assert wilson_interval(successes, n) == pytest.approx((reference.low, reference.high), abs=1e-7)
 
 
 # --- mcnemar_exact --------------------------------------------------------------------
