@@ -6,8 +6,7 @@ import re
 
 import pytest
 
-from llmcourse.data import ANSWER_FORMAT_INSTRUCTION as CHAT_INSTRUCTION
-from llmcourse.data import grade
+from llmcourse.data import ANSWER_FORMAT_INSTRUCTION, grade
 from llmcourse.profiles import LLAMA_BASE, LLAMA_BASE_UNGATED, LLAMA_INSTRUCT, SMOLLM2, TINY_LLAMA
 from llmcourse.prompts import (
     choose_pad_token,
@@ -86,7 +85,7 @@ def test_training_example_chat_is_trl_conversational_prompt_completion() -> None
     assert isinstance(prompt, list) and isinstance(completion, list)
     assert [m["role"] for m in prompt] == ["user"]
     assert prompt[0]["content"] == (
-        CHAT_INSTRUCTION + "\n\nNatalia sold clips to 48 of her friends. How many clips did she sell?"
+        ANSWER_FORMAT_INSTRUCTION + "\n\nNatalia sold clips to 48 of her friends. How many clips did she sell?"
     )
     assert completion == [{"role": "assistant", "content": "She sold 48 clips.\n#### 48"}]
     for message in prompt + completion:
@@ -94,7 +93,7 @@ def test_training_example_chat_is_trl_conversational_prompt_completion() -> None
 
 
 def test_an_answer_in_the_instructed_format_is_graded_strict() -> None:
-    last_line = re.search(r"'(.*<number>.*)'", CHAT_INSTRUCTION).group(1)  # '#### <number>'
+    last_line = re.search(r"'(.*<number>.*)'", ANSWER_FORMAT_INSTRUCTION).group(1)  # '#### <number>'
     assert grade("step 1\n" + last_line.replace("<number>", "1,024"), "#### 1024").strict_correct
 
 
@@ -174,7 +173,7 @@ def test_generation_prompt_chat_uses_the_template(llama_tokenizer) -> None:
     assert text.startswith("<|begin_of_text|>")
     assert "<|start_header_id|>user<|end_header_id|>" in text
     assert text.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
-    assert CHAT_INSTRUCTION in text
+    assert ANSWER_FORMAT_INSTRUCTION in text
     assert "How many clips did she sell?<|eot_id|>" in text
     assert text.count("<|begin_of_text|>") == 1
 
