@@ -13,7 +13,8 @@ from pathlib import Path
 from llmcourse.grading import extract_gold, strip_calculator_notes
 from llmcourse.troubleshooting import CourseError
 
-DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+_INSTALLED = Path(__file__).resolve().with_name("course_data")  # pip install: pyproject.toml ships data/ there
+DATA_DIR = _INSTALLED if _INSTALLED.is_dir() else Path(__file__).resolve().parents[1] / "data"  # a checkout
 HUB_DATASET = "openai/gsm8k"
 REQUIRED_FIELDS = ("question", "answer")
 # Rows in each split of the Hub's GSM8K (config "main"), so a knob can be checked before any download.
