@@ -153,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{summary['adapter']} {summary['adapter_training'] or ''}\n    before {summary['before_strict']:.1%}"
               f"   after {summary['after_strict']:.1%}   difference {summary['difference']:+.1%}"
               f"   exact McNemar p = {summary['mcnemar_p']:.2g}")
-    print(f"  {summary.get('results', '')}  notebook 05: {summary.get('lesson05', 'not run')}".rstrip())
+    for key in ("results", "lesson05"):  # results "not available: ..."; notebook 05's figures when it ran
+        if key in summary:
+            print(f"  {key}: {summary[key]}")
     print(f"executed notebooks and summary.json in {out_dir}")
     if args.publish and summary["status"] == "ok":
         from publish import EXECUTED_DIR, publish

@@ -36,12 +36,12 @@ def setup_source(path: Path = NOTEBOOKS / "01_load_model_4bit.ipynb") -> str:
     return next(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code" and "REPO_URL" in c.source)
 
 
-def run_cell(tmp_path: Path, cwd: Path, **env) -> subprocess.CompletedProcess:
+def run_cell(tmp_path: Path, cwd: Path, after: str = "", **env) -> subprocess.CompletedProcess:
     fake = tmp_path / "kernel-python"
     fake.write_text(FAKE_PYTHON)
     fake.chmod(0o755)
     (tmp_path / "site").mkdir(exist_ok=True)
-    code = f"import sys\nsys.executable = {str(fake)!r}\n{setup_source()}"
+    code = f"import sys\nsys.executable = {str(fake)!r}\n{setup_source()}\n{after}"
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=60,
                           env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "SITE": str(tmp_path / "site"),
                                "PYTHONPATH": str(tmp_path / "site"), "RECORD": str(tmp_path / "record"), **env})
@@ -75,9 +75,10 @@ def test_a_failed_install_says_which_address_and_what_to_do(tmp_path):
 
 
 def test_in_a_checkout_it_uses_the_course_beside_the_notebook_without_pip(tmp_path):
-    result = run_cell(tmp_path, NOTEBOOKS / "solutions")
+    result = run_cell(tmp_path, NOTEBOOKS / "solutions", after="import llmcourse; print(llmcourse.__file__)")
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "record").exists(), "pip was called in a checkout"
+    assert result.stdout.strip() == str(ROOT / "llmcourse" / "__init__.py"), "not the checkout's own package first"
 
 
 def test_every_setup_cell_names_the_address_and_branch_in_pyproject():
