@@ -20,7 +20,8 @@ from pathlib import Path
 
 from llmcourse.troubleshooting import CourseError
 
-DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+_INSTALLED = Path(__file__).resolve().with_name("course_data")  # pip install: pyproject.toml ships data/ there
+DATA_DIR = _INSTALLED if _INSTALLED.is_dir() else Path(__file__).resolve().parents[1] / "data"  # a checkout
 HUB_DATASET = "openai/gsm8k"
 HUB_CONFIG = "main"
 # The Hub dataset's commit, so that a row id means the same question in every run. Taken from public

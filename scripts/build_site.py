@@ -211,7 +211,7 @@ def add_anchors(nb, toc_ids: list[str]) -> None:
 def _note_cell(is_copy: bool, name: str) -> nbformat.NotebookNode | None:
     if is_copy:
         return None
-    from llmcourse.publish import REFRESH_COMMAND
+    from publish import REFRESH_COMMAND
 
     cell = nbformat.v4.new_markdown_cell(
         "> **This page shows the lesson without outputs:** no executed copy of it has been published yet "

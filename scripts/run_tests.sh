@@ -10,12 +10,15 @@ echo "== ruff (package, tests, scripts, notebooks)"
 ruff check .
 echo "== codespell (Markdown and notebooks)"
 codespell --skip "./.venv,./.cache,./outputs,./data/*.jsonl,./.git,docs/executed" README.md docs notebooks data/README.md
-echo "== notebooks stored clean, navigation and links up to date"
+echo "== notebooks stored clean (nbstripout --verify), navigation, README tables and Colab badges up to date"
 python scripts/build_navigation.py --check
-echo "== secrets (and machine paths in the published executed copies)"
-python scripts/scan_secrets.py
-echo "== executed copies match their lessons"
-python -m llmcourse.publish --check
+echo "== links to local files in the Markdown and the notebooks (pytest-check-links; web links are not fetched)"
+python -m pytest -q -p no:cacheprovider -o addopts="" --check-links --check-links-ignore "https?://.*" \
+  README.md docs/*.md data/README.md notebooks
+echo "== secrets (detect-secrets with .secrets.baseline)"
+bash scripts/scan_secrets.sh
+echo "== executed copies match their lessons (and show no machine paths)"
+python scripts/publish.py --check
 echo "== the course site: built offline, then opened in headless Chromium by tests/test_site.py"
 if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null && ! command -v google-chrome >/dev/null; then
   if command -v apt-get >/dev/null && { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then

@@ -12,8 +12,9 @@ fi
 source .venv/bin/activate
 export PYTHON="$ROOT/.venv/bin/python"
 python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-# torch (a CPU build where there is no GPU), the pinned libraries and the offline artefacts
-bash "$ROOT/colab_setup.sh"
-python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
-python -m pip install -q --disable-pip-version-check --no-deps -e .
+# torch (a CPU build where there is no GPU), the course with its pins and the dev extras (pip install -e ".[dev]"),
+# and the offline artefacts
+COURSE_EXTRAS="[dev]" bash "$ROOT/colab_setup.sh"
+# The link checker, without its dependency pin pytest<9 (its other dependencies are in requirements-dev.txt)
+python -m pip install -q --disable-pip-version-check --no-deps pytest-check-links==0.10.1
 python -m ipykernel install --sys-prefix --name python3 >/dev/null 2>&1 || true

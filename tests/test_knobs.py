@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import run_series  # scripts/run_series.py
 
-from llmcourse import run_series
 from llmcourse.data import HUB_SPLIT_ROWS, load_split, split_size
 from llmcourse.profiles import KNOBS, PROFILES, Profile, check_knob
 from llmcourse.troubleshooting import PROBLEMS, CourseError
@@ -143,10 +143,10 @@ def test_both_knob_problems_are_in_the_troubleshooting_table():
 
 
 def test_the_runner_stops_on_a_typo_with_the_closest_name_before_any_notebook(tmp_path):
-    """``python -m llmcourse.run_series --profile smoke -p EVAL_SIZ 5`` used to run to "ok", ignoring it."""
+    """``python scripts/run_series.py --profile smoke -p EVAL_SIZ 5`` used to run to "ok", ignoring it."""
     out = tmp_path / "executed"
     result = subprocess.run(
-        [sys.executable, "-m", "llmcourse.run_series", "--profile", "smoke", "-p", "EVAL_SIZ", "5", "--out", str(out)],
+        [sys.executable, "scripts/run_series.py", "--profile", "smoke", "-p", "EVAL_SIZ", "5", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode != 0

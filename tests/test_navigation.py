@@ -1,8 +1,9 @@
-"""Tests for scripts/build_navigation.py: navigation cells, Colab badges, clean notebooks, README tables, links.
+"""Tests for scripts/build_navigation.py: navigation cells, Colab badges, clean notebooks (nbstripout), README
+tables; and the local link check of the test command (pytest-check-links).
 
 The script runs on a copy of the repository in tmp_path (never on the real files), except one test that runs
 ``--check`` on the repository as it is. Planted defects (an output, an execution count, widget state, a broken
-link, a badge pointing at a moved file...) must each make the check fail and say where.
+link, a badge pointing at a moved file...) must each make a check fail and say where.
 """
 
 from __future__ import annotations
@@ -36,12 +37,9 @@ nav = _load_script()
 
 @pytest.fixture
 def repo(tmp_path) -> Path:
-    """A copy of the repository (without environments and outputs), with a README that has the markers."""
+    """A copy of the repository (without environments and outputs)."""
     copy = tmp_path / "repo"
     shutil.copytree(ROOT, copy, ignore=IGNORED)
-    readme = copy / "README.md"
-    if not readme.exists() or "<!-- notebooks:start -->" not in readme.read_text(encoding="utf-8"):
-        readme.write_text(nav.MINIMAL_README, encoding="utf-8")
     return copy
 
 
@@ -82,8 +80,6 @@ def first_lesson(root: Path) -> Path:
 
 
 def test_check_passes_on_the_repository():
-    if not (ROOT / "README.md").exists():
-        pytest.skip("README.md does not exist yet: the README sections and the Contents links cannot be checked")
     result = subprocess.run([sys.executable, str(SCRIPT), "--check"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -181,7 +177,7 @@ def test_the_contents_anchor_follows_the_readme_heading():
 def test_build_writes_repo_url_and_readme_tables(built):
     info = nav.repo_info(built)
     for path in nav.all_notebooks(built):
-        assert f'REPO_URL = "{info.url}"' in nav.setup_cell(read(path)).source, path.name
+        assert f'REPO_URL, REPO_BRANCH = "{info.url}", "{info.branch}"' in nav.setup_cell(read(path)).source, path.name
     readme = (built / "README.md").read_text(encoding="utf-8")
     table = nav._section(readme, "notebooks")
     for path in nav.lesson_notebooks(built):
@@ -205,9 +201,8 @@ def test_learning_objectives_and_title():
 def test_readme_without_markers_is_left_alone(repo):
     readme = repo / "README.md"
     readme.write_text("# Course\n\nNo generated sections here.\n", encoding="utf-8")
-    result = nav.build(repo, check=False)
+    nav.build(repo, check=False)
     assert readme.read_text(encoding="utf-8") == "# Course\n\nNo generated sections here.\n"
-    assert any("notebooks:start" in note for note in result.notes)
 
 
 def test_solution_setup_cells_follow_the_first_lesson(built):
@@ -245,7 +240,7 @@ def _plant_execution_metadata(nb):
 
 def _plant_old_repo_url(nb):
     cell = nav.setup_cell(nb)
-    cell.source = nav.REPO_URL_LINE.sub('REPO_URL = "https://github.com/someone/old-name"', cell.source)
+    cell.source = nav.REPO_LINE.sub('REPO_URL, REPO_BRANCH = "https://github.com/someone/old-name", "main"', cell.source)
 
 
 def _plant_edited_navigation(nb):
@@ -255,11 +250,11 @@ def _plant_edited_navigation(nb):
 @pytest.mark.parametrize(
     ("plant", "expected"),
     [
-        (_plant_output, "has outputs"),
-        (_plant_execution_count, "has execution counts"),
-        (_plant_widgets, "has widget state"),
-        (_plant_execution_metadata, "has execution metadata"),
-        (_plant_old_repo_url, "REPO_URL is not"),
+        (_plant_output, "not clean (nbstripout"),
+        (_plant_execution_count, "not clean (nbstripout"),
+        (_plant_widgets, "not clean (nbstripout"),
+        (_plant_execution_metadata, "not clean (nbstripout"),
+        (_plant_old_repo_url, "setup cell differs"),
         (_plant_edited_navigation, "navigation cells out of date"),
     ],
 )
@@ -274,37 +269,9 @@ def test_planted_notebook_defects_fail_the_check_and_the_build_fixes_them(built,
                           capture_output=True, text=True).returncode == 1
     nav.build(built, check=False)
     assert check(built) == []
-    assert nav.dirt(read(path)) == []
-
-
-def test_clean_notebook_in_memory():
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("print(1)"), nbformat.v4.new_markdown_cell("text")]
-    nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n")]
-    nb.cells[0].execution_count = 1
-    nb.cells[0].metadata["execution"] = {"iopub.execute_input": "2026-01-01T00:00:00Z"}
-    nb.cells[0].metadata["tags"] = ["keep-me"]
-    nb.metadata["widgets"] = {"state": {}}
-    nb.metadata["papermill"] = {"parameters": {}}
-    ids = [c.id for c in nb.cells]
-    assert nav.dirt(nb)
-    assert nav.clean_notebook(nb) is True
-    assert nav.dirt(nb) == [] and nb.cells[0].outputs == [] and nb.cells[0].execution_count is None
-    assert nb.cells[0].metadata == {"tags": ["keep-me"]} and "widgets" not in nb.metadata
-    assert [c.id for c in nb.cells] == ids
-    assert nav.clean_notebook(nb) is False
-
-
-def test_a_broken_relative_link_in_a_markdown_cell_fails(built):
-    path = nav.lesson_notebooks(built)[1]
     nb = read(path)
-    nb.cells.insert(2, nbformat.v4.new_markdown_cell("See [the missing notes](notes/missing.md#part-2)."))
-    nb.cells[2].id = "planted-link"
-    write(path, nb)
-    problems = check(built)
-    assert any(path.name in p and "notes/missing.md#part-2" in p and "does not exist" in p for p in problems)
-    nav.build(built, check=False)
-    assert any("notes/missing.md" in p for p in check(built)), "a broken link is not generated: it stays an error"
+    assert not any(c.get("outputs") or c.get("execution_count") for c in nb.cells if c.cell_type == "code")
+    assert "widgets" not in nb.metadata and not any("papermill" in c.metadata for c in nb.cells)
 
 
 def test_a_badge_pointing_at_a_moved_notebook_fails(built):
@@ -325,11 +292,11 @@ def test_renaming_a_notebook_breaks_its_old_badge_until_rebuilt(built):
     old.rename(new)
     problems = check(built)
     # The notebook's own badge still points at the old path, and so does the README's table.
-    assert any(new.name in p and old.name in p and "Colab badge" in p for p in problems), problems
+    assert any(new.name in p and old.name in p and "does not exist" in p for p in problems), problems
     assert any(p.startswith("README.md") for p in problems), problems
     nav.build(built, check=False)
     remaining = check(built)
-    # Links written by hand to the old name (e.g. "Notebook 04 ..." in another lesson) still need fixing.
+    # Badges written by hand to the old name still need fixing (relative links: pytest-check-links).
     assert all(old.name in p for p in remaining), remaining
 
 
@@ -350,27 +317,18 @@ def test_badges_of_another_repository_or_branch_fail(tmp_path):
     assert "another repository" in problems[0] and "branch 'dev'" in problems[1] and "missing.ipynb" in problems[2]
 
 
-def test_link_extraction_skips_code_and_external_links(tmp_path):
+def test_the_link_check_fails_on_a_broken_local_link_and_skips_code_and_web_links(tmp_path):
+    """The test command's link check: pytest-check-links, offline (web links are not fetched)."""
     (tmp_path / "exists.md").write_text("# Here\n", encoding="utf-8")
-    (tmp_path / "img.png").write_bytes(b"")
-    doc = tmp_path / "doc.md"
-    doc.write_text(
-        "[ok](exists.md#here) ![img](img.png) <img src=\"img.png\"> [web](https://example.com/x) [top](#here)\n"
-        "[mail](mailto:a@b.c) `[code](missing-in-span.md)`\n\n```\n[fenced](missing-in-fence.md)\n```\n"
-        "[bad](missing.md) <img src='missing.png'>\n\n[ref]: missing-ref.md\n",
-        encoding="utf-8",
-    )
-    problems = nav.broken_links([doc], tmp_path, None)
-    found = sorted(p.split(": ", 1)[1].split(" -> ")[0] for p in problems)
-    assert found == ["missing-ref.md", "missing.md", "missing.png"]
-
-
-def test_links_between_code_blocks_and_after_a_lone_backtick_are_checked(tmp_path):
-    doc = tmp_path / "doc.md"
-    doc.write_text(
-        "Intro.\n\n```\n01 ──> 02\n```\n\n| a | b |\n|---|---|\n| ![fig](figures/missing-1.png) | x |\n\n"
-        "A lone ` backtick in this paragraph.\n\n[after](missing-2.md)\n\n```bash\nbash run.sh [x](in-fence.md)\n```\n",
-        encoding="utf-8",
-    )
-    found = sorted(p.split(": ", 1)[1].split(" -> ")[0] for p in nav.broken_links([doc], tmp_path, None))
-    assert found == ["figures/missing-1.png", "missing-2.md"]
+    (tmp_path / "doc.md").write_text(
+        "[ok](exists.md#here) [web](https://example.invalid/x) `[code](missing-in-span.md)`\n\n"
+        "```\n[fenced](missing-in-fence.md)\n```\n\n[bad](notes/missing.md)\n", encoding="utf-8")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("See ![fig](figures/missing.png).")])
+    nbformat.write(nb, tmp_path / "lesson.ipynb")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "--check-links",
+                             "--check-links-ignore", "https?://.*", str(tmp_path / "doc.md"), str(tmp_path / "lesson.ipynb")],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 1, result.stdout
+    failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 2, result.stdout
+    assert "notes/missing.md" in failed[0] + failed[1] and "figures/missing.png" in failed[0] + failed[1]

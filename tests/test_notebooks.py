@@ -13,8 +13,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
-from llmcourse import run_series
+import run_series  # scripts/ (pyproject: [tool.pytest.ini_options] pythonpath)
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -120,29 +119,28 @@ def test_notebooks_show_the_learner_the_checkpoints(series):
     assert "greedy answers identical: 4/4" in use and "Not uploaded (PUSH_TO_HUB = False)" in use
 
 
+def scan(*paths: Path):
+    import subprocess
+
+    return subprocess.run(["bash", str(ROOT / "scripts" / "scan_secrets.sh"), *map(str, paths)],
+                          capture_output=True, text=True, timeout=300)
+
+
 def test_executed_notebooks_and_results_never_show_the_token(series, course_home):
-    import sys
-
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from scan_secrets import scan_paths
-
     _, out, log = series
-    assert scan_paths([out, course_home]) == []
+    result = scan(out, course_home)
+    assert result.returncode == 0, result.stdout
     for path in [*out.rglob("*.ipynb"), *course_home.rglob("*.json*")]:
         assert PLANTED_TOKEN not in path.read_text(errors="replace"), path
     assert PLANTED_TOKEN not in log
 
 
 def test_the_scan_would_have_caught_a_printed_token(tmp_path):
-    import subprocess
-    import sys
-
     leaked = tmp_path / "leaked.ipynb"
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(token)")])
     nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text=PLANTED_TOKEN + "\n")]
     nbformat.write(nb, leaked)
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "scan_secrets.py"), str(tmp_path)],
-                            capture_output=True, text=True)
+    result = scan(tmp_path)
     assert result.returncode == 1
     assert "leaked.ipynb" in result.stdout and PLANTED_TOKEN not in result.stdout
 

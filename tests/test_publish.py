@@ -1,25 +1,17 @@
-"""Tests for llmcourse/publish.py: executed copies get a header and lose machine details; the staleness check
-fails on a planted stale copy, names the refresh command, and passes on a fresh one; the secret scan flags
-machine paths in published copies. Also checks the real docs/executed/ folder (skips when absent)."""
+"""Tests for scripts/publish.py: executed copies get a header and lose machine details; the staleness check
+fails on a planted stale copy (or a machine path), names the refresh command, and passes on a fresh one.
+Also checks the real docs/executed/ folder (skips when absent)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import nbformat
+import publish  # scripts/publish.py (pyproject.toml: pytest's pythonpath)
 import pytest
-
-from llmcourse import publish
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSON = "01_load_model_4bit.ipynb"
-
-_spec = importlib.util.spec_from_file_location("scan_secrets", ROOT / "scripts" / "scan_secrets.py")
-scan_secrets = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("scan_secrets", scan_secrets)
-_spec.loader.exec_module(scan_secrets)
 
 
 def _fake_run(source: Path, target_dir: Path, repo_root: Path) -> Path:
@@ -71,7 +63,7 @@ def test_published_copy_has_header_outputs_and_no_machine_details(published):
     assert "/home/alice" not in text and str(executed.parents[2]) not in text
     assert "<course>/outputs/cpu/adapter" in text and "<python>/site-packages/x.py" in text
     assert "widgets" not in nb.metadata
-    assert not scan_secrets.scan_paths([executed]), "the scan finds no machine detail in a published copy"
+    assert not publish.MACHINE_DETAILS.search(text), "the check finds no machine detail in a published copy"
 
 
 def test_strip_machine_details_names_no_user():
@@ -82,7 +74,7 @@ def test_strip_machine_details_names_no_user():
 
 def test_fresh_copy_passes_the_check(published):
     lessons, executed = published
-    assert publish.stale_copies(executed, lessons) == []
+    assert publish.stale_copies(executed, lessons) == {}
     ok, lines = publish.check(executed.parent, lessons, lessons=[LESSON])
     assert ok, lines
 
@@ -94,8 +86,7 @@ def test_planted_stale_copy_fails_and_names_the_refresh_command(published):
                 and "REPO_URL" not in c.source)
     code.source += "\nprint('a line the copy does not have')"
     nbformat.write(nb, lessons / LESSON)
-    problems = publish.stale_copies(executed, lessons)
-    assert [(p.name, p.code_differs) for p in problems] == [(LESSON, True)]
+    assert publish.stale_copies(executed, lessons) == {LESSON: "code"}
     ok, lines = publish.check(executed.parent, lessons, lessons=[LESSON])
     assert not ok
     assert any(publish.REFRESH_COMMAND in line for line in lines)
@@ -108,7 +99,7 @@ def test_parameters_cell_changes_are_not_staleness(published):
     params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     params.source += "\nEXTRA_KNOB = 1"
     nbformat.write(nb, lessons / LESSON)
-    assert publish.stale_copies(executed, lessons) == []
+    assert publish.stale_copies(executed, lessons) == {}
 
 
 def test_markdown_change_is_stale_and_sync_refreshes_it(published):
@@ -120,7 +111,7 @@ def test_markdown_change_is_stale_and_sync_refreshes_it(published):
     ok, lines = publish.check(executed.parent, lessons, lessons=[LESSON])
     assert not ok and any(publish.SYNC_COMMAND in line for line in lines)
     assert publish.sync_markdown(executed, lessons) == [LESSON]
-    assert publish.stale_copies(executed, lessons) == []
+    assert publish.stale_copies(executed, lessons) == {}
     copy = nbformat.read(executed / LESSON, as_version=4)
     assert any(c.get("outputs") for c in copy.cells if c.cell_type == "code"), "outputs kept by the sync"
 
@@ -131,19 +122,17 @@ def test_missing_copy_of_a_series_lesson_fails(published):
     assert not ok and any("02_dataset_and_baseline.ipynb is missing" in line for line in lines)
 
 
-def test_scan_flags_machine_paths_only_in_published_copies(tmp_path):
-    text = "print('/home/alice/data')\n"
-    published_dir = tmp_path / "docs" / "executed" / "cpu"
-    published_dir.mkdir(parents=True)
-    (published_dir / "x.py").write_text(text)
-    (tmp_path / "y.py").write_text(text)
-    found = scan_secrets.scan_paths([tmp_path])
-    assert [Path(f.path).name for f in found] == ["x.py"]
-    assert "alice" not in str(found[0])
+def test_a_machine_path_left_in_a_copy_fails_the_check(published):
+    lessons, executed = published
+    copy = executed / LESSON
+    copy.write_text(copy.read_text().replace("<course>/outputs", "/home/alice/course/outputs", 1))
+    assert publish.stale_copies(executed, lessons) == {LESSON: "machine paths"}
+    ok, lines = publish.check(executed.parent, lessons, lessons=[LESSON])
+    assert not ok and "alice" not in "\n".join(lines)
 
 
 def test_repository_executed_copies_are_fresh():
-    """The real check the test command runs (it also runs `python -m llmcourse.publish --check`)."""
+    """The real check the test command runs (it also runs `python scripts/publish.py --check`)."""
     if not publish.EXECUTED_DIR.is_dir():
         pytest.skip(f"no executed copies yet: publish them with `{publish.REFRESH_COMMAND}`")
     ok, lines = publish.check()
