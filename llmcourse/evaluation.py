@@ -54,7 +54,7 @@ class EvalRun:
 def library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
-    names = ["torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate"]
+    from llmcourse.environment import PACKAGES as names  # the one package list
     found = {"python": platform.python_version()}
     for name in names:
         try:
