@@ -1,8 +1,7 @@
-"""What is installed and what the machine has: packages, GPU, RAM, disk, Drive, the preflight check.
+"""What is installed and what the machine has (packages, GPU, RAM, disk, Drive), and the preflight check.
 
-One unit for every memory and disk figure of the course: GB = 10^9 bytes. (nvidia-smi and Colab's gauges
-show GiB = 2^30 bytes: Colab's "12.7 GB" of RAM is 13.6 GB here, a T4's "15 GB" is 15.8 GB.)
-"""
+One unit for every memory and disk figure of the course: GB = 10^9 bytes. (nvidia-smi and Colab's gauges show
+GiB = 2^30 bytes: Colab's "12.7 GB" of RAM is 13.6 GB here, a T4's "15 GB" is 15.8 GB.)"""
 
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psutil  # installed with accelerate
 from packaging.requirements import Requirement
@@ -84,22 +83,16 @@ def _same(a: str, b: str) -> bool:
 def stale_imports(modules: Mapping | None = None, names=PACKAGES) -> list[tuple[str, str, str]]:
     """(package, version in memory, version installed) for each imported package older than the installed one."""
     modules = sys.modules if modules is None else modules
-    stale = []
-    for name, installed in installed_versions(names).items():
-        loaded = getattr(modules.get(name.replace("-", "_")), "__version__", None)
-        if loaded is not None and installed is not None and not _same(str(loaded), installed):
-            stale.append((name, str(loaded), installed))
-    return stale
+    loaded = {name: getattr(modules.get(name.replace("-", "_")), "__version__", None) for name in names}
+    return [(name, str(loaded[name]), have) for name, have in installed_versions(names).items()
+            if loaded[name] is not None and have is not None and not _same(str(loaded[name]), have)]
 
 
 def version_problems(pins: Mapping[str, str], installed: Mapping[str, str | None], stale=()) -> list[str]:
     """One readable line per package that differs from its pin, or that was imported before the upgrade."""
-    problems = []
-    for name, pinned in pins.items():
-        if installed.get(name) is None:
-            problems.append(f"{name} is not installed (requirements.txt pins {pinned})")
-        elif not _same(installed[name], pinned):
-            problems.append(f"{name} {installed[name]} is installed, requirements.txt pins {pinned}")
+    problems = [f"{name} is not installed (requirements.txt pins {pinned})" if installed.get(name) is None else
+                f"{name} {installed[name]} is installed, requirements.txt pins {pinned}"
+                for name, pinned in pins.items() if installed.get(name) is None or not _same(installed[name], pinned)]
     return problems + [f"{name} {old} is in memory, but {new} is installed (imported before the upgrade)"
                        for name, old, new in stale]
 
@@ -115,17 +108,15 @@ def warn_if_restart_needed(modules: Mapping | None = None, print_fn=print) -> bo
 # --- the machine: GPU, memory, disk ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class GpuInfo:
-    """GPU 0; ``name=None`` means there is no GPU."""
-
+class GpuInfo(NamedTuple):  # GPU 0; name None: there is none
     name: str | None = None
     capability: tuple[int, int] | None = None
     memory_gb: float | None = None
 
-    @property
-    def present(self) -> bool:
-        return self.name is not None
+    present = property(lambda self: self.name is not None)
+
+    def __str__(self) -> str:
+        return f"{self.name}, compute capability {'.'.join(map(str, self.capability))}, {self.memory_gb:.1f} GB"
 
 
 NO_GPU = GpuInfo()
@@ -154,9 +145,7 @@ def process_ram_gb() -> float:
 def free_disk_gb(path: str | os.PathLike[str] = ".") -> float:
     """Free space on the disk that holds ``path`` (or its nearest existing parent), in GB."""
     path = Path(path).resolve()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return shutil.disk_usage(path).free / GB
+    return shutil.disk_usage(next(p for p in (path, *path.parents) if p.exists())).free / GB
 
 
 def check_disk(path: str | os.PathLike[str], needed_gb: float) -> float:
@@ -168,29 +157,27 @@ def check_disk(path: str | os.PathLike[str], needed_gb: float) -> float:
     return free
 
 
-def _cuda():
-    """torch, when it is imported and has a CUDA device (no torch imported: no GPU memory to speak of)."""
+def _cuda():  # torch.cuda, when torch is imported and has a CUDA device (no torch imported: no GPU memory in use)
     torch = sys.modules.get("torch")
-    return torch if torch is not None and torch.cuda.is_available() else None
+    return torch.cuda if torch is not None and torch.cuda.is_available() else None
 
 
 def free_memory() -> None:
     """Give back what can be given back: Python garbage, then PyTorch's cached GPU blocks."""
     gc.collect()
-    torch = _cuda()
-    if torch is not None and torch.cuda.is_initialized():
-        torch.cuda.empty_cache()
+    if (cuda := _cuda()) is not None and cuda.is_initialized():
+        cuda.empty_cache()
 
 
 def reset_peak_memory() -> None:
     """Start a new peak measurement (call before the step you want to measure)."""
-    if _cuda() is not None:
-        _cuda().cuda.reset_peak_memory_stats()
+    if (cuda := _cuda()) is not None:
+        cuda.reset_peak_memory_stats()
 
 
 def peak_memory_gb() -> float | None:
-    """Most GPU memory reserved (what has to fit on the card) since ``reset_peak_memory()``, in GB; None without CUDA."""
-    return _cuda().cuda.max_memory_reserved() / GB if _cuda() is not None else None
+    """GPU memory reserved at most since ``reset_peak_memory()`` (what must fit on the card), in GB; None: no CUDA."""
+    return cuda.max_memory_reserved() / GB if (cuda := _cuda()) is not None else None
 
 
 # accelerate's should_reduce_batch_size misses these two out-of-memory messages.
@@ -208,22 +195,16 @@ def is_out_of_memory(exc: BaseException) -> bool:
         isinstance(exc, RuntimeError) and any(text in str(exc) for text in _ALSO_OUT_OF_MEMORY))
 
 
-_STAGES = {"generation": "out_of_memory_generation", "training": "out_of_memory_training"}
-
-
 @contextmanager
 def out_of_memory_advice(stage: str, batch_size: int) -> Iterator[None]:
-    """Turn an out-of-memory error inside the block into a ``CourseError`` that says what to lower.
-
-    Memory is freed first; checkpoints already written stay, so running again with smaller settings resumes.
-    """
-    key = _STAGES[stage]
+    """Turn an out-of-memory error inside the block (``stage``: "training" or "generation") into a ``CourseError``
+    that says what to lower. Memory is freed; checkpoints already written stay, so a rerun resumes."""
     try:
         yield
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise
-        error = CourseError(key, f"at batch size {batch_size}", suggestion=max(1, batch_size // 2))
+        error = CourseError(f"out_of_memory_{stage}", f"at batch size {batch_size}", suggestion=max(1, batch_size // 2))
         error.__cause__ = exc
     else:
         return
@@ -231,23 +212,20 @@ def out_of_memory_advice(stage: str, batch_size: int) -> Iterator[None]:
     raise error
 
 
-@dataclass
-class PeakRSS:
-    start_gb: float  # the process's RSS before the block, in GB
-    peak_gb: float  # and at its highest inside it
+class PeakRSS:  # the process's RSS before a block and at its highest inside it, in GB
+    def __init__(self) -> None:
+        self.start_gb = self.peak_gb = process_ram_gb()
 
     def sample(self) -> float:
         """Read the RSS now (also call it where you expect a peak: a sampler can miss one)."""
-        now = process_ram_gb()
-        self.peak_gb = max(self.peak_gb, now)
+        self.peak_gb = max(self.peak_gb, now := process_ram_gb())
         return now
 
 
 @contextmanager
 def track_peak_rss(interval: float = 0.005) -> Iterator[PeakRSS]:
-    """``with track_peak_rss() as rss: ...`` then ``rss.start_gb`` and ``rss.peak_gb`` (sampled every ``interval`` s)."""
-    start = process_ram_gb()
-    rss, stop = PeakRSS(start, start), threading.Event()
+    """``with track_peak_rss() as rss:`` then ``rss.start_gb``, ``rss.peak_gb`` (sampled every ``interval`` s)."""
+    rss, stop = PeakRSS(), threading.Event()
 
     def watch() -> None:
         while not stop.wait(interval):
@@ -287,10 +265,8 @@ def mount_drive() -> bool:
 def course_home(profile: str | None = None) -> Path:
     """The profile's folder for results, adapter, checkpoints and figures: ``$COURSE_HOME``, else Google Drive
     when mounted (a disconnect loses nothing), else ``outputs/`` in the repository. Profiles never mix."""
-    if os.environ.get("COURSE_HOME"):
-        root = Path(os.environ["COURSE_HOME"])
-    else:
-        root = DRIVE_ROOT / DRIVE_FOLDER if DRIVE_ROOT.is_dir() else REPO_ROOT / "outputs"
+    default = DRIVE_ROOT / DRIVE_FOLDER if DRIVE_ROOT.is_dir() else REPO_ROOT / "outputs"
+    root = Path(os.environ.get("COURSE_HOME") or default)
     home = root / profile if profile else root
     home.mkdir(parents=True, exist_ok=True)
     return home
@@ -298,14 +274,12 @@ def course_home(profile: str | None = None) -> Path:
 
 def course_folder(profile: str, name: str) -> Path:
     """The folder ``name`` (``results``, ``adapter``, ``checkpoints``, ``figures``) in the profile's course home."""
-    path = course_home(profile) / name
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return course_home(str(Path(profile, name)))
 
 
 def save_pretrained_whole(folder: Path, *objects, before_rename=None) -> Path:
-    """``obj.save_pretrained`` of each object into ``folder``, written to ``folder.partial`` first and renamed at the
-    end, so only a complete folder ever has the final name. ``before_rename(path)`` may still edit the files."""
+    """``save_pretrained`` of each object into ``folder.partial``, renamed ``folder`` when complete (a disconnect never
+    leaves a half folder under the final name). ``before_rename(path)`` may still edit the files."""
     folder = Path(folder)
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -322,9 +296,7 @@ def save_pretrained_whole(folder: Path, *objects, before_rename=None) -> Path:
 
 
 @dataclass
-class PreflightReport:
-    """What the preflight found. ``token`` is masked, never the token itself."""
-
+class PreflightReport:  # what the preflight found
     profile_name: str
     gpu_name: str | None
     gpu_memory_gb: float | None
@@ -333,27 +305,19 @@ class PreflightReport:
     versions: dict[str, str | None] = field(default_factory=dict)
     pins: dict[str, str] = field(default_factory=dict)
     mismatches: list[str] = field(default_factory=list)
-    token: str = "(none)"
+    token: str = "(none)"  # masked, never the token itself
     access: AccessReport | None = None
     warnings: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """No mismatch and no warning (errors raise instead of landing here)."""
-        return not self.mismatches and not self.warnings
 
 
 def run_preflight(profile, requirements: str | os.PathLike[str] | None = REQUIREMENTS, token_check: bool | None = None,
                   print_fn: Callable[[str], Any] = print, gpu_info: GpuInfo | None = None, api: Any | None = None,
                   env: Mapping[str, str] | None = None, colab_userdata: Any | None = None,
                   disk_path: str | os.PathLike[str] = ".", needed_disk_gb: float | None = None) -> PreflightReport:
-    """Check GPU, RAM, disk, package versions and Hub access for ``profile``; print one line per item.
-
-    ``token_check``: None checks the token and model access on GPU profiles only (the cpu and smoke tracks
-    work offline). ``gpu_info``, ``api``, ``env`` and ``colab_userdata`` are for tests. Raises ``CourseError``
-    for what would make the next cells fail: ``no_gpu``, ``low_disk``, the Hub access errors. Version
-    mismatches and a small GPU or RAM print advice and go on.
-    """
+    """Check GPU, RAM, disk, package versions and Hub access for ``profile``, one printed line per item. Raises
+    ``CourseError`` for what would make the next cells fail (``no_gpu``, ``low_disk``, Hub access); version
+    mismatches and a small GPU or RAM print advice and go on. ``token_check``: None checks the token on GPU
+    profiles only (the cpu and smoke tracks work offline). ``gpu_info``, ``api``, ``env``... are for tests."""
 
     def say(mark: str, text: str) -> None:
         print_fn(f"  {mark} {text}")
@@ -366,13 +330,12 @@ def run_preflight(profile, requirements: str | os.PathLike[str] | None = REQUIRE
     gpu = detect_gpu() if gpu_info is None else gpu_info
     report = PreflightReport(profile.name, gpu.name, gpu.memory_gb, ram_gb(), free_disk_gb(disk_path))
     say(OK, f"profile: {profile.name}" + (f" ({profile.reason})" if profile.reason else ""))
-    capability = ".".join(map(str, gpu.capability or ()))
     if gpu.present:
-        say(OK, f"GPU: {gpu.name}, compute capability {capability}, {gpu.memory_gb:.1f} GB")
-        if profile.bf16 and gpu.capability is not None and tuple(gpu.capability) < (8, 0):
-            warn(f"profile {profile.name!r} trains in bf16, which this GPU (compute capability {capability}) only "
-                 "emulates, slowly: set PROFILE = 't4' in the parameters cell")
-        if profile.uses_gpu and gpu.memory_gb is not None and gpu.memory_gb < ADVISED_GPU_GB:
+        say(OK, f"GPU: {gpu}")
+        if profile.bf16 and tuple(gpu.capability) < (8, 0):
+            warn(f"profile {profile.name!r} trains in bf16, which this GPU (compute capability {gpu.capability[0]}."
+                 f"{gpu.capability[1]}) only emulates, slowly: set PROFILE = 't4' in the parameters cell")
+        if profile.uses_gpu and gpu.memory_gb < ADVISED_GPU_GB:
             warn(f"only {gpu.memory_gb:.1f} GB of GPU memory (a T4 has 15.8 GB): lower BATCH_SIZE and "
                  "EVAL_BATCH_SIZE in notebooks 02-04, or switch to a T4 runtime")
     elif profile.uses_gpu:
@@ -407,8 +370,7 @@ def run_preflight(profile, requirements: str | os.PathLike[str] | None = REQUIRE
             print_fn(f"    {line}")
 
     if not (profile.uses_gpu if token_check is None else token_check) or is_local_model(profile.model_id):
-        why = "local model" if is_local_model(profile.model_id) else (
-            "token_check=False" if token_check is False else "not needed by this profile")
+        why = "local model" if is_local_model(profile.model_id) else "not needed here"
         say(OK, f"HF token and model access: not checked ({why})")
         return report
     token, source = read_hf_token_with_source(env, colab_userdata)
@@ -432,5 +394,4 @@ if __name__ == "__main__":  # colab_setup.sh: the pins to install (--missing), o
     else:
         print("versions: " + ", ".join(f"{n} {v or '-'}" for n, v in installed_versions().items()))
         gpu = detect_gpu()
-        print(f"GPU: {gpu.name}, compute capability {'.'.join(map(str, gpu.capability))}, {gpu.memory_gb:.1f} GB"
-              if gpu.present else "GPU: none found (the cpu track runs; on Colab: Runtime > Change runtime type > T4 GPU)")
+        print(f"GPU: {gpu}" if gpu.present else "GPU: none (the cpu track runs; Colab: Runtime > Change runtime type)")

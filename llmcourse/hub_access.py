@@ -1,8 +1,6 @@
-"""Hugging Face token and gated-model access, checked before a 5-16 GB download starts.
-
-The token comes from Colab Secrets or the environment, never from a literal in a cell, and is never printed:
-only ``mask_token(token)`` is. Every refusal of the Hub becomes a ``CourseError`` that says what to do.
-"""
+"""Hugging Face token and gated-model access, checked before a 5-16 GB download starts. The token comes from Colab
+Secrets or the environment, never from a cell, and is never printed (``mask_token`` is). Every refusal of the Hub
+becomes a ``CourseError`` that says what to do."""
 
 from __future__ import annotations
 
@@ -20,18 +18,14 @@ TOKEN_ENV_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 OFFLINE_PREFIX = "offline:"
 
 
-def read_hf_token_with_source(env: Mapping[str, str] | None = None, colab_userdata: Any | None = None,
-                              export: bool = True) -> tuple[str | None, str]:
-    """The token and where it came from (``"Colab Secrets"``, ``"$HF_TOKEN"``...) or why there is none.
-
-    Looks in Colab Secrets, then ``$HF_TOKEN`` / ``$HUGGING_FACE_HUB_TOKEN``, then a saved ``hf auth login``.
-    A token found is exported as ``HF_TOKEN`` (into ``env``, ``os.environ`` by default): huggingface_hub reads
-    it before the Colab Secrets answer it caches once per session, so a secret added after a first token-less
-    call still reaches every download (pitfall 12). ``colab_userdata`` is for tests (``.get(name)``).
-    """
+def read_hf_token_with_source(env: Mapping[str, str] | None = None,
+                              colab_userdata: Any | None = None) -> tuple[str | None, str]:
+    """The token from Colab Secrets, ``$HF_TOKEN``, ``$HUGGING_FACE_HUB_TOKEN`` or a saved ``hf auth login``, and
+    where it came from or why there is none. A token found is exported as ``$HF_TOKEN`` (into ``env``), which
+    huggingface_hub reads before the Colab Secrets answer it caches once per session (pitfall 12)."""
     env = os.environ if env is None else env
     token, source = _find_token(env, colab_userdata)
-    if token and export and isinstance(env, MutableMapping) and env.get("HF_TOKEN") != token:
+    if token and isinstance(env, MutableMapping):
         env["HF_TOKEN"] = token
     return token, source
 
@@ -42,9 +36,8 @@ def read_hf_token(env: Mapping[str, str] | None = None, colab_userdata: Any | No
 
 
 def download_token(model_id: str) -> str | bool | None:
-    """The ``token=`` for ``from_pretrained``: the learner's token, or False when there is none, never None (with
-    None huggingface_hub asks Colab Secrets itself and caches a "none" for the session, pitfall 12). None for a
-    local model."""
+    """``token=`` for ``from_pretrained``: the token, or False, never None (huggingface_hub would ask Colab Secrets
+    itself and cache a "none" for the session, pitfall 12); None for a local model."""
     return None if is_local_model(model_id) else read_hf_token() or False
 
 
@@ -52,13 +45,12 @@ def _clean(value: Any) -> str | None:
     return (value.strip() or None) if isinstance(value, str) else None
 
 
-def _find_token(env: Mapping[str, str], colab_userdata: Any | None) -> tuple[str | None, str]:
-    userdata = colab_userdata
-    if userdata is None:
-        try:
-            from google.colab import userdata  # type: ignore[import-not-found]
-        except ImportError:
-            userdata = None
+def _find_token(env: Mapping[str, str], userdata: Any | None) -> tuple[str | None, str]:
+    try:
+        from google.colab import userdata as colab  # type: ignore[import-not-found]
+    except ImportError:
+        colab = None
+    userdata = userdata or colab
     hint = "not in Colab Secrets or $HF_TOKEN / $HUGGING_FACE_HUB_TOKEN"
     if userdata is not None:
         try:
@@ -93,12 +85,10 @@ def mask_token(token: str | None) -> str:
 
 
 @dataclass
-class AccessReport:
-    """Whether ``model_id`` can be read with the token; ``gated`` is None when unknown."""
-
+class AccessReport:  # whether model_id can be read with the token
     model_id: str
     ok: bool
-    gated: bool | None
+    gated: bool | None  # None: unknown
     message: str
     problem: str | None = None  # a troubleshooting key when not ok
 
@@ -113,15 +103,9 @@ def _status_code(exc: BaseException) -> int | None:
     return code if isinstance(code, int) else None
 
 
-def _network_error_types() -> tuple[type[BaseException], ...]:
-    """"The Hub could not be reached": huggingface_hub 2.x talks through httpx2."""
-    import httpx2
-
-    return ConnectionError, TimeoutError, socket.gaierror, httpx2.TransportError
-
-
 def _kind(exc: BaseException) -> str | None:
     """What went wrong, in words the two tables below map to problems; None when ``exc`` is no Hub failure."""
+    import httpx2  # huggingface_hub 2.x talks through it
     from huggingface_hub import errors
 
     status = _status_code(exc)
@@ -134,7 +118,8 @@ def _kind(exc: BaseException) -> str | None:
         if status in (401, 403, 404, 409):
             return f"HTTP {status}"
         return "server" if status is not None and (status >= 500 or status == 429) else "other HTTP"
-    return "network" if isinstance(exc, _network_error_types()) else None
+    network = (ConnectionError, TimeoutError, socket.gaierror, httpx2.TransportError)
+    return "network" if isinstance(exc, network) else None
 
 
 def course_error_from_hub(exc: BaseException, model_id: str, token: str | None, fallback: str | None = None,
@@ -149,32 +134,28 @@ def course_error_from_hub(exc: BaseException, model_id: str, token: str | None, 
     if exc is None or kind is None or kind == "other HTTP":
         return None
     status, name = _status_code(exc), type(exc).__name__
-    if saved_at is not None:
-        values = {"repo_id": model_id, "saved_at": saved_at}
-        if kind in ("offline", "network", "server"):
-            detail = {"offline": "HF_HUB_OFFLINE=1 is set", "network": f"{name}: {exc}"}.get(
-                kind, f"HTTP {status} from huggingface.co")
-            reason = {"offline": "offline mode is on", "network": name}.get(kind, f"HTTP {status}")
-            return CourseError("hub_push_unreachable", detail, reason=reason, **values)
-        if status == 401:
-            return CourseError("hub_write_token", f"token {mask_token(token)} was refused (HTTP 401)",
-                               reason="refused by the Hub", **values)
-        detail = str(exc).splitlines()[0] if kind == "bad name" else f"{model_id} (HTTP {status})"
-        return CourseError("hub_repo_name", detail, **values)
+    first = (str(exc).strip().splitlines() or [name])[0]
     mirror = {original: copy for copy, original in SAME_WEIGHTS.items()}.get(model_id, LLAMA_BASE_UNGATED)
-    values = {"model_id": model_id, "fallback": fallback or mirror}
+    values = {"model_id": model_id, "fallback": fallback or mirror} if saved_at is None else {
+        "repo_id": model_id, "saved_at": saved_at}
+    unreachable = {"offline": "HF_HUB_OFFLINE=1 is set", "network": f"{name}: {first}",
+                   "server": f"HTTP {status} from huggingface.co"}.get(kind)
+    if unreachable:
+        reason = {"offline": "offline mode is on", "network": name}.get(kind, f"HTTP {status}")
+        key = "hub_unreachable" if saved_at is None else "hub_push_unreachable"
+        return CourseError(key, unreachable, reason=reason, **values)
+    refused = f"token {mask_token(token)} was refused (HTTP 401)"
+    if saved_at is not None and status == 401:
+        return CourseError("hub_write_token", refused, reason="refused by the Hub", **values)
+    if saved_at is not None:
+        return CourseError("hub_repo_name", first if kind == "bad name" else f"{model_id} (HTTP {status})", **values)
     if kind in ("gated", "HTTP 401") and token is None:  # the Hub answers 401 + GatedRepo to anonymous requests
         return CourseError("missing_token", f"{model_id} is gated or private and no token was given", **values)
     if kind == "HTTP 401":
-        return CourseError("invalid_token", f"token {mask_token(token)} was refused (HTTP 401)", **values)
+        return CourseError("invalid_token", refused, **values)
     if kind in ("gated", "HTTP 403"):
         return CourseError("gated_no_access", f"{model_id} (HTTP {status or 403})", **values)
-    if kind in ("offline", "network", "server"):
-        first = (str(exc).strip().splitlines() or [name])[0]
-        detail = {"offline": "HF_HUB_OFFLINE=1 is set", "network": f"{name}: {first}"}.get(
-            kind, f"HTTP {status} from huggingface.co")
-        return CourseError("hub_unreachable", detail, **values)
-    detail = {"disabled": f"{model_id} has been disabled by its author", "bad name": str(exc).splitlines()[0],
+    detail = {"disabled": f"{model_id} has been disabled by its author", "bad name": first,
               "no revision": f"{model_id} has no such revision (branch, tag or commit)"}.get(
         kind, f"{model_id} (HTTP {status or 404})" + (
             "; no token was given, so a gated or private repository looks missing too" if token is None else ""))
@@ -183,9 +164,8 @@ def course_error_from_hub(exc: BaseException, model_id: str, token: str | None, 
 
 def check_model_access(model_id: str, token: str | None, api: Any | None = None, fallback: str | None = None,
                        raise_errors: bool = True) -> AccessReport:
-    """Ask the Hub (``HfApi.auth_check``, one small request), before any download, whether ``token`` may read
-    ``model_id``. Refusals and network failures raise the matching ``CourseError``, or with ``raise_errors=False``
-    come back as a report with ``ok=False``. ``api`` is for tests: an object with ``auth_check(repo_id)``."""
+    """Ask the Hub (``HfApi.auth_check``, one small request) whether ``token`` may read ``model_id``. A refusal raises
+    its ``CourseError`` (``raise_errors=False``: a report with ``ok=False``). ``api`` is for tests."""
     if is_local_model(model_id):
         return AccessReport(model_id, ok=True, gated=False, message=f"{model_id}: local model, no Hub needed")
     if api is None:
@@ -201,10 +181,10 @@ def check_model_access(model_id: str, token: str | None, api: Any | None = None,
         if raise_errors:
             raise error from exc
         return AccessReport(model_id, ok=False, gated=None, message=str(error), problem=error.key)
-    try:  # only decoration for the report: access itself is confirmed
-        gated = getattr(api.model_info(model_id), "gated", None) if hasattr(api, "model_info") else None
-    except Exception:  # noqa: BLE001
+    try:  # only decoration for the report: access itself is confirmed. The Hub says False, "auto" or "manual".
+        info = getattr(api.model_info(model_id), "gated", None)
+        gated = None if info is None else bool(info)
+    except Exception:  # noqa: BLE001 - no model_info, or it failed
         gated = None
-    gated = None if gated is None else bool(gated)  # the Hub says False, "auto" or "manual"
     kind = {True: "gated, and this account has access", False: "not gated"}.get(gated, "access confirmed")
     return AccessReport(model_id, ok=True, gated=gated, message=f"{model_id}: readable ({kind})")

@@ -1,14 +1,9 @@
-"""Every time figure of the course, in one table: the notebooks' "Time and hardware" tables, the README's time
-columns and the instructor guide's are generated from it by ``scripts/build_navigation.py``.
-
-GPU figures are ESTIMATES until someone measures them on that GPU; the ``cpu`` and ``smoke`` figures are MEASURED
-on a 2-core machine. A new notebook adds its entry to ``MEASURED`` (the README gets a column for it). The estimates:
-fixed steps (``STEPS``: installs, the 16 GB download and 4-bit quantization in 01, loading the 4-bit copy 01 saved
-on Google Drive in 02-05, saving); generation limited by memory bandwidth (every decoding step reads the 4-bit
-weights, at an ASSUMED ``DECODE_EFFICIENCY`` of the published bandwidth; a batch runs as many steps as its longest
-answer); training limited by compute (``training.THROUGHPUT_TOKENS_PER_S_PER_BPARAM``) over the padded tokens of
-real GSM8K rows. An L4 (Colab Pro's usual GPU) is scaled from an A100 by the published ratios.
-"""
+"""Every time figure of the course, in one table, from which ``scripts/build_navigation.py`` generates the
+notebooks' "Time and hardware" tables and the README's and the instructor guide's times. The ``cpu`` and ``smoke``
+figures are MEASURED on 2 cores (a new notebook adds its entry to ``MEASURED``); GPU figures are ESTIMATES: fixed
+steps (``STEPS``), generation limited by memory bandwidth (each decoding step reads the 4-bit weights, at an ASSUMED
+``DECODE_EFFICIENCY``), training by compute (``training.THROUGHPUT_TOKENS_PER_S_PER_BPARAM``) over the padded
+tokens of real GSM8K rows; an L4 (Colab Pro's usual GPU) is scaled from an A100 by the published ratios."""
 
 from __future__ import annotations
 
@@ -93,7 +88,7 @@ def training_minutes(gpu: str, rows_per_step: int, steps: int, longest: float) -
 
 
 def gpu_steps(notebook: str, gpu: str) -> dict[str, float]:
-    """Minutes of each step of ``notebook`` on ``gpu`` ("T4", "L4", "A100") with the t4 or ampere defaults: ESTIMATES."""
+    """Minutes of each step of ``notebook`` on ``gpu`` ("T4", "L4", "A100"), t4 or ampere defaults: ESTIMATES."""
     from llmcourse.data import HUB_DATASET, split_size
     from llmcourse.profiles import PROFILES
     from llmcourse.training import steps_for

@@ -210,7 +210,7 @@ def test_version_mismatch_prints_advice_but_goes_on(tmp_path):
     lines: list[str] = []
     report = preflight_with(PROFILES["cpu"], lines, gpu_info=NO_GPU, requirements=requirements)
     printed = "\n".join(lines)
-    assert report.mismatches and not report.ok
+    assert report.mismatches
     assert "Restart session" in printed and "run the notebook from the top" in printed
     assert "✗ pytest" in printed
 
@@ -241,7 +241,6 @@ def test_a_small_gpu_or_little_ram_is_advice_not_an_error(monkeypatch):
     small = GpuInfo("Tesla P4", (6, 1), 8.0)
     report = preflight_with(PROFILES["t4"], lines, gpu_info=small, token_check=False)
     assert [w.split(" (")[0] for w in report.warnings] == ["only 8.0 GB of GPU memory", "only 12.0 GB of RAM"]
-    assert not report.ok
     assert preflight_with(PROFILES["t4"], [], gpu_info=T4, token_check=False).warnings == ["only 12.0 GB of RAM (a "
         "free Colab has 13.6 GB): loading works; in notebook 05, restart the runtime before merging the adapter"]
     assert preflight_with(PROFILES["cpu"], [], gpu_info=NO_GPU).warnings == []  # the cpu track needs neither
