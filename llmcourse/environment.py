@@ -18,7 +18,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import psutil  # installed with accelerate
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -81,7 +80,7 @@ def _same(a: str, b: str) -> bool:
 
 
 def stale_imports(modules: Mapping | None = None, names=PACKAGES) -> list[tuple[str, str, str]]:
-    """(package, version in memory, version installed) for each imported package older than the installed one."""
+    """(package, version in memory, version installed) for each imported package that differs from the installed one."""
     modules = sys.modules if modules is None else modules
     loaded = {name: getattr(modules.get(name.replace("-", "_")), "__version__", None) for name in names}
     return [(name, str(loaded[name]), have) for name, have in installed_versions(names).items()
@@ -134,11 +133,15 @@ def detect_gpu() -> GpuInfo:
 
 def ram_gb() -> float:
     """Total RAM of the machine, in GB."""
+    import psutil  # installed with accelerate
+
     return psutil.virtual_memory().total / GB
 
 
 def process_ram_gb() -> float:
     """RAM used by this Python process now (resident set size), in GB."""
+    import psutil
+
     return psutil.Process().memory_info().rss / GB
 
 
@@ -152,8 +155,8 @@ def check_disk(path: str | os.PathLike[str], needed_gb: float) -> float:
     """Free GB on ``path``'s disk; raises ``CourseError("low_disk")`` when it is under ``needed_gb``."""
     free = free_disk_gb(path)
     if free < needed_gb:
-        raise CourseError("low_disk", f"{free:.1f} GB free, about {needed_gb:.0f} GB needed",
-                          needed_gb=f"{needed_gb:.0f}", free_gb=f"{free:.1f}", path=str(path))
+        raise CourseError("low_disk", f"{free:.1f} GB free, about {needed_gb:.1f} GB needed",
+                          needed_gb=f"{needed_gb:.1f}", free_gb=f"{free:.1f}", path=str(path))
     return free
 
 

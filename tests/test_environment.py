@@ -125,7 +125,7 @@ def test_disk(tmp_path):
         check_disk(tmp_path, 10**9)
     err = info.value
     assert err.key == "low_disk"
-    assert "1000000000 GB" in err.cause and str(tmp_path) in err.cause
+    assert "1000000000.0 GB" in err.cause and str(tmp_path) in err.cause
     assert "outputs/" in err.fix
 
 
