@@ -51,8 +51,10 @@ class EvalRun:
 def library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
+    from llmcourse.environment import PACKAGES as names  # the one package list
+
     found = {"python": platform.python_version()}
-    for name in ("torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate"):
+    for name in names:
         try:
             found[name] = version(name)
         except PackageNotFoundError:

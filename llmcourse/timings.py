@@ -1,34 +1,15 @@
-"""Every time figure of the course, in one table: the notebooks' "Time and hardware" tables, the README's
-time columns and the instructor guide's are generated from it by ``scripts/build_navigation.py``.
-
-GPU figures are ESTIMATES until someone measures them on that GPU; each says how it was derived. The
-``cpu`` and ``smoke`` figures are MEASURED on a 2-core machine. A new notebook adds its own entry to
-``TIMES`` (the README gets a column for it).
-
-How the GPU estimates are made (all the inputs are below, with their sources):
-
-- fixed steps: the setup cell's installs, the 16 GB download and 4-bit quantization (notebook 01), or
-  loading the 4-bit copy notebook 01 saved on Google Drive (02-05), saving;
-- generation is limited by memory bandwidth: every decoding step reads the 5.7 GB of 4-bit weights, at an
-  ASSUMED ``DECODE_EFFICIENCY`` of the GPU's published bandwidth (bitsandbytes dequantizes each weight
-  block before its matrix product); a batch runs as many steps as its longest answer;
-- training is limited by compute: ``training.THROUGHPUT_TOKENS_PER_S_PER_BPARAM`` (published fp16/bf16
-  TFLOP/s at an assumed utilisation) over the padded tokens of real GSM8K rows.
-
-An L4 (Colab Pro's usual GPU) is estimated from an A100 by the published ratios: 121 vs 312 dense bf16
-TFLOP/s for training, 300 vs 1,555 GB/s for generation.
-"""
+"""Every time figure of the course, in one table, from which ``scripts/build_navigation.py`` generates the
+notebooks' "Time and hardware" tables and the README's and the instructor guide's times. The ``cpu`` and ``smoke``
+figures are MEASURED on 2 cores (a new notebook adds its entry to ``MEASURED``); GPU figures are ESTIMATES: fixed
+steps (``STEPS``), generation limited by memory bandwidth (each decoding step reads the 4-bit weights, at an ASSUMED
+``DECODE_EFFICIENCY``), training by compute (``training.THROUGHPUT_TOKENS_PER_S_PER_BPARAM``) over the padded
+tokens of real GSM8K rows; an L4 (Colab Pro's usual GPU) is scaled from an A100 by the published ratios."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 # Published datasheet figures (NVIDIA): dense fp16/bf16 tensor TFLOP/s and memory bandwidth in GB/s.
-GPUS = {
-    "T4": {"tflops": 65, "bandwidth_gbs": 320},
-    "L4": {"tflops": 121, "bandwidth_gbs": 300},
-    "A100": {"tflops": 312, "bandwidth_gbs": 1555},
-}
+GPUS = {"T4": {"tflops": 65, "bandwidth_gbs": 320}, "L4": {"tflops": 121, "bandwidth_gbs": 300},
+        "A100": {"tflops": 312, "bandwidth_gbs": 1555}}
 WEIGHTS_4BIT_GB = 5.7  # Llama 3.1 8B in NF4 with double quantization (notebook 01 measures it)
 DECODE_EFFICIENCY = 0.08  # ASSUMED share of the bandwidth 4-bit decoding reaches; benchmarks/gpu_check.py measures it
 N_PARAMS_B = 8.03
@@ -46,9 +27,45 @@ STEPS = {
     "save 4-bit copy to Drive": 1.6,  # 5.7 GB at about 60 MB/s to Google Drive
     "load 4-bit copy from Drive": 1.6,  # the same 5.7 GB back
     "save adapter": 0.2,
-    # notebook 05's merge: the 16 GB read and 16 GB written on the runtime's local disk at about 200 MB/s
-    # (ASSUMED); the B @ A products themselves take seconds
+    "checks": 0.5,  # notebook 00's preflight and Hub checks
+    # 05's merge: 16 GB read and 16 GB written on the local disk at about 200 MB/s (ASSUMED); the products take seconds
     "merge shard by shard": 2.7,
+}
+# The fixed steps of each notebook (05 downloads the 16-bit checkpoint once more, for the merge).
+NOTEBOOK_STEPS = {
+    "00": ("install", "checks"),
+    "01": ("install", "download", "quantize and load", "save 4-bit copy to Drive"),
+    "02": ("install", "load 4-bit copy from Drive"),
+    "03": ("install", "load 4-bit copy from Drive", "save adapter"),
+    "04": ("install", "load 4-bit copy from Drive"),
+    "05": ("install", "load 4-bit copy from Drive", "download"),
+}
+
+# Measured times, by notebook then profile: (what the notebook's table says, the README's column).
+ON_2_CORES = "measured on 2 cores"
+MEASURED = {
+    "00": {"cpu": ("under 1 min", "<1 min"), "smoke": ("under 1 min", "<1 min")},
+    "01": {"cpu": ("under 1 min with SmolLM2-135M", "0.3 min"), "smoke": ("under 30 s", "<1 min")},
+    "02": {"cpu": ("about 2 min for 100 questions with SmolLM2-135M", "1.8 min"), "smoke": ("under 1 min", "<1 min")},
+    "03": {"cpu": ("about 16 min for one epoch of 960 examples with SmolLM2-135M", "16 min"),
+           "smoke": ("under 1 min", "~1 min")},
+    "04": {"cpu": ("about 1 min for 100 questions with SmolLM2-135M", "1.0 min"), "smoke": ("under 1 min", "<1 min")},
+    "05": {"cpu": ("under 1 min with SmolLM2-135M, the merge and its check included", "0.5 min",
+                   ON_2_CORES + "; up to 5 min with the cores shared"), "smoke": ("under 1 min", "<1 min")},
+}
+NOTEBOOKS = tuple(sorted(MEASURED))
+
+# What the GPU rows say each notebook does (t4, ampere); the numbers come from the estimates.
+GPU_WHAT = {"01": ("the 16 GB download included", ""), "02": ("200 questions", "400 questions"),
+            "03": ("60 steps of 16 examples", "one epoch of GSM8K"), "04": ("200 questions", "400 questions"),
+            "05": ("the merge's 16 GB download included",) * 2}
+PROFILE_HARDWARE = {"t4": "free Colab T4 (15 GB GPU)", "ampere": "L4 (Colab Pro) / A100 / H100",
+                    "cpu": "any laptop, no GPU", "smoke": "CI"}
+README_PROFILES = {
+    "t4": ("free Colab, any pre-Ampere GPU", "`meta-llama/Llama-3.1-8B` in NF4", "fp16", "GSM8K (Hub)"),
+    "ampere": ("L4 / A100 / H100", "same", "bf16", "GSM8K (Hub)"),
+    "cpu": ("a laptop, no GPU, or no Hub", "`HuggingFaceTB/SmolLM2-135M-Instruct` in NF4", "fp32", "`data/`"),
+    "smoke": ("CI", "a tiny random Llama with the real Llama 3 tokenizer", "fp32", "a few rows of `data/`"),
 }
 
 
@@ -58,132 +75,50 @@ def decode_seconds(gpu: str) -> float:
 
 
 def generation_minutes(gpu: str, questions: int, batch: int, longest: float) -> float:
-    batches = -(-questions // batch)
-    return batches * longest * decode_seconds(gpu) / 60
+    return -(-questions // batch) * longest * decode_seconds(gpu) / 60
 
 
 def training_minutes(gpu: str, rows_per_step: int, steps: int, longest: float) -> float:
-    """Padded tokens over the training throughput (``training.THROUGHPUT_TOKENS_PER_S_PER_BPARAM``)."""
+    """Padded tokens over the training throughput; the ampere rate is an A100's, scaled to an L4 by TFLOP/s."""
     from llmcourse.training import THROUGHPUT_TOKENS_PER_S_PER_BPARAM
 
-    profile = "t4" if gpu == "T4" else "ampere"
-    rate = THROUGHPUT_TOKENS_PER_S_PER_BPARAM[profile] / N_PARAMS_B
-    if gpu == "L4":  # the ampere rate is for an A100: scale by the published TFLOP/s
-        rate *= GPUS["L4"]["tflops"] / GPUS["A100"]["tflops"]
+    rate = THROUGHPUT_TOKENS_PER_S_PER_BPARAM["t4" if gpu == "T4" else "ampere"] / N_PARAMS_B
+    rate *= GPUS["L4"]["tflops"] / GPUS["A100"]["tflops"] if gpu == "L4" else 1
     return rows_per_step * steps * longest / rate / 60
 
 
-def _gpu_work(notebook: str, gpu: str) -> dict[str, float]:
-    """The notebook's own work on ``gpu`` with the t4 (T4) or ampere (L4, A100) profile's defaults."""
+def gpu_steps(notebook: str, gpu: str) -> dict[str, float]:
+    """Minutes of each step of ``notebook`` on ``gpu`` ("T4", "L4", "A100"), t4 or ampere defaults: ESTIMATES."""
     from llmcourse.data import HUB_DATASET, split_size
     from llmcourse.profiles import PROFILES
     from llmcourse.training import steps_for
 
     p = PROFILES["t4" if gpu == "T4" else "ampere"]
-    questions, batch, new_tokens = p.eval_size, p.eval_batch_size, p.max_new_tokens
+    steps = _fixed(notebook)
     if notebook == "01":
-        return {"first question": generation_minutes(gpu, 1, 1, new_tokens)}
-    if notebook == "02":  # the base model rarely stops
-        return {"evaluation": generation_minutes(gpu, questions, batch, new_tokens)}
-    if notebook == "03":
-        rows_per_step = p.batch_size * p.grad_accum
+        steps["first question"] = generation_minutes(gpu, 1, 1, p.max_new_tokens)
+    elif notebook == "02":  # the base model rarely stops
+        steps["evaluation"] = generation_minutes(gpu, p.eval_size, p.eval_batch_size, p.max_new_tokens)
+    elif notebook == "03":
         train_rows = min(p.train_size or 10**9, split_size(HUB_DATASET, "train"))
-        steps = steps_for(train_rows, p.batch_size, p.grad_accum, p.max_steps)
-        work = training_minutes(gpu, rows_per_step, steps, GSM8K_TRAIN_LONGEST[p.batch_size])
-        return {"training": work, "probe": generation_minutes(gpu, 8, 8, new_tokens)}
-    if notebook == "04":
-        return {"evaluation": generation_minutes(gpu, questions, batch, GSM8K_ANSWER_LONGEST[batch])}
-    if notebook == "05":  # two answers, one at a time (fine-tuned, then base), then the merge
-        return {"chat": 2 * generation_minutes(gpu, 1, 1, new_tokens), "merge": STEPS["merge shard by shard"]}
-    return {}
-
-
-def _gpu_fixed(notebook: str) -> dict[str, float]:
-    if notebook == "00":
-        return {"install": STEPS["install"], "checks": 0.5}
-    steps = {"install": STEPS["install"]}
-    if notebook == "01":
-        steps.update({k: STEPS[k] for k in ("download", "quantize and load", "save 4-bit copy to Drive")})
-    else:
-        steps["load 4-bit copy from Drive"] = STEPS["load 4-bit copy from Drive"]
-    if notebook == "03":
-        steps["save adapter"] = STEPS["save adapter"]
-    if notebook == "05":  # the merge reads the 16-bit checkpoint, downloaded once more
-        steps["download"] = STEPS["download"]
+        count = steps_for(train_rows, p.batch_size, p.grad_accum, p.max_steps)
+        steps["training"] = training_minutes(gpu, p.batch_size * p.grad_accum, count,
+                                             GSM8K_TRAIN_LONGEST[p.batch_size])
+        steps["probe"] = generation_minutes(gpu, 8, 8, p.max_new_tokens)
+    elif notebook == "04":
+        steps["evaluation"] = generation_minutes(gpu, p.eval_size, p.eval_batch_size,
+                                                 GSM8K_ANSWER_LONGEST[p.eval_batch_size])
+    elif notebook == "05":  # two answers, one at a time (fine-tuned, then base), then the merge
+        steps.update(chat=2 * generation_minutes(gpu, 1, 1, p.max_new_tokens), merge=STEPS["merge shard by shard"])
     return steps
 
 
-def gpu_steps(notebook: str, gpu: str) -> dict[str, float]:
-    """Minutes of each step of ``notebook`` on ``gpu`` ("T4", "L4", "A100"): all ESTIMATES."""
-    return {**_gpu_fixed(notebook), **_gpu_work(notebook, gpu)}
+def _fixed(notebook: str) -> dict[str, float]:
+    return {step: STEPS[step] for step in NOTEBOOK_STEPS.get(notebook, ())}
 
 
 def gpu_minutes(notebook: str, gpu: str) -> float:
     return sum(gpu_steps(notebook, gpu).values())
-
-
-@dataclass(frozen=True)
-class Measured:
-    """A measured time: what the table shows and how it was measured."""
-
-    text: str  # e.g. "about 16 min for one epoch of 960 examples with SmolLM2-135M"
-    short: str  # for the README's columns, e.g. "16 min"
-    how: str = "measured on 2 cores"
-
-
-@dataclass(frozen=True)
-class Row:
-    profile: str
-    hardware: str
-    times: dict[str, Measured | None] = field(default_factory=dict)  # None: derived from the GPU estimates
-
-
-PROFILE_HARDWARE = {
-    "t4": "free Colab T4 (15 GB GPU)",
-    "ampere": "L4 (Colab Pro) / A100 / H100",
-    "cpu": "any laptop, no GPU",
-    "smoke": "CI",
-}
-
-# Measured times, by notebook then profile. A new notebook adds its entry here ("05": {...}).
-MEASURED: dict[str, dict[str, Measured]] = {
-    "00": {
-        "cpu": Measured("under 1 min", "<1 min"),
-        "smoke": Measured("under 1 min", "<1 min"),
-    },
-    "01": {
-        "cpu": Measured("under 1 min with SmolLM2-135M", "0.3 min"),
-        "smoke": Measured("under 30 s", "<1 min"),
-    },
-    "02": {
-        "cpu": Measured("about 2 min for 100 questions with SmolLM2-135M", "1.8 min"),
-        "smoke": Measured("under 1 min", "<1 min"),
-    },
-    "03": {
-        "cpu": Measured("about 16 min for one epoch of 960 examples with SmolLM2-135M", "16 min"),
-        "smoke": Measured("under 1 min", "~1 min"),
-    },
-    "04": {
-        "cpu": Measured("about 1 min for 100 questions with SmolLM2-135M", "1.0 min"),
-        "smoke": Measured("under 1 min", "<1 min"),
-    },
-    "05": {
-        "cpu": Measured("under 1 min with SmolLM2-135M, the merge and its check included", "0.5 min",
-                        how="measured on 2 cores; up to 5 min with the cores shared"),
-        "smoke": Measured("under 1 min", "<1 min"),
-    },
-}
-NOTEBOOKS = tuple(sorted(MEASURED))
-
-# What the GPU rows say each notebook does (the numbers come from the estimates above).
-GPU_WHAT = {
-    "00": ("", ""),
-    "01": ("the 16 GB download included", ""),
-    "02": ("200 questions", "400 questions"),
-    "03": ("60 steps of 16 examples", "one epoch of GSM8K"),
-    "04": ("200 questions", "400 questions"),
-    "05": ("the merge's 16 GB download included", "the merge's 16 GB download included"),
-}
 
 
 def _about(minutes: float) -> str:
@@ -192,16 +127,14 @@ def _about(minutes: float) -> str:
 
 def cell_text(notebook: str, profile: str) -> str:
     """What the notebook's table says for ``profile``."""
-    if profile in ("t4", "ampere"):
-        t4_what, ampere_what = GPU_WHAT.get(notebook, ("", ""))
-        if profile == "t4":
-            what = f", {t4_what}" if t4_what else ""
-            return f"{_about(gpu_minutes(notebook, 'T4'))}{what} (estimate)"
-        what = f" ({ampere_what})" if ampere_what else ""
-        return (f"{_about(gpu_minutes(notebook, 'L4'))} on an L4, {_about(gpu_minutes(notebook, 'A100'))} "
-                f"on an A100{what} (estimates)")
-    measured = MEASURED[notebook][profile]
-    return f"{measured.text} ({measured.how})"
+    t4_what, ampere_what = GPU_WHAT.get(notebook, ("", ""))
+    if profile == "t4":
+        return f"{_about(gpu_minutes(notebook, 'T4'))}{', ' + t4_what if t4_what else ''} (estimate)"
+    if profile == "ampere":
+        return (f"{_about(gpu_minutes(notebook, 'L4'))} on an L4, {_about(gpu_minutes(notebook, 'A100'))} on an A100"
+                f"{f' ({ampere_what})' if ampere_what else ''} (estimates)")
+    text, _, *how = MEASURED[notebook][profile]
+    return f"{text} ({how[0] if how else ON_2_CORES})"
 
 
 def short_text(notebook: str, profile: str) -> str:
@@ -210,57 +143,41 @@ def short_text(notebook: str, profile: str) -> str:
         return f"~{gpu_minutes(notebook, 'T4'):.0f} min*"
     if profile == "ampere":
         return f"~{gpu_minutes(notebook, 'L4'):.0f} min* (L4), ~{gpu_minutes(notebook, 'A100'):.0f} min* (A100)"
-    return MEASURED[notebook][profile].short
+    return MEASURED[notebook][profile][1]
 
 
 def notebook_table(notebook: str) -> str:
     """The "Time and hardware" table of notebook ``notebook`` ("01"...)."""
     rows = ["| profile | hardware | time for this notebook |", "|---|---|---|"]
-    for profile, hardware in PROFILE_HARDWARE.items():
-        rows.append(f"| `{profile}` | {hardware} | {cell_text(notebook, profile)} |")
+    rows += [f"| `{profile}` | {hardware} | {cell_text(notebook, profile)} |"
+             for profile, hardware in PROFILE_HARDWARE.items()]
     return "\n".join(rows)
-
-
-README_PROFILES = {
-    "t4": ("free Colab, any pre-Ampere GPU", "`meta-llama/Llama-3.1-8B` in NF4", "fp16", "GSM8K (Hub)"),
-    "ampere": ("L4 / A100 / H100", "same", "bf16", "GSM8K (Hub)"),
-    "cpu": ("a laptop, no GPU, or no Hub", "`HuggingFaceTB/SmolLM2-135M-Instruct` in NF4", "fp32", "`data/`"),
-    "smoke": ("CI", "a tiny random Llama with the real Llama 3 tokenizer", "fp32", "a few rows of `data/`"),
-}
 
 
 def readme_table() -> str:
     """The README's profile table with one time column per lesson (00, the day-before check, left out)."""
-    lessons = [n for n in NOTEBOOKS if n != "00"]
-    rows = [
-        "| profile | where | model | compute | data | " + " | ".join(lessons) + " |",
-        "|---|---|---|---|---|" + "---|" * len(lessons),
-    ]
-    for profile, (where, model, compute, data) in README_PROFILES.items():
-        times = " | ".join(short_text(n, profile) for n in lessons)
-        rows.append(f"| `{profile}` | {where} | {model} | {compute} | {data} | {times} |")
-    rows += [
-        "",
+    lessons = NOTEBOOKS[1:]
+    rows = ["| profile | where | model | compute | data | " + " | ".join(lessons) + " |",
+            "|---|---|---|---|---|" + "---|" * len(lessons)]
+    rows += [f"| `{profile}` | {' | '.join(columns)} | {' | '.join(short_text(n, profile) for n in lessons)} |"
+             for profile, columns in README_PROFILES.items()]
+    return "\n".join([*rows, "",
         "\\* **Estimates**, not measured on a T4, an L4 or an A100: derived in `llmcourse/timings.py` from the GPUs'",
         "published bandwidth and TFLOP/s, real GSM8K lengths and assumed efficiencies, with the 4-bit model loaded",
-        "from the copy notebook 01 keeps on Google Drive (02 onwards). The `cpu` and `smoke` figures are measured.",
-    ]
-    return "\n".join(rows)
+        "from the copy notebook 01 keeps on Google Drive (02 onwards). The `cpu` and `smoke` figures are measured."])
 
 
 def guide_table() -> str:
     """The instructor guide's per-notebook minutes: T4 estimates beside the measured cpu track."""
     rows = ["| notebook | T4, t4 profile (estimate) | L4, ampere profile (estimate) | cpu track (measured, 2 cores) |",
             "|---|---|---|---|"]
-    for notebook in NOTEBOOKS:
-        rows.append(f"| {notebook} | {cell_text(notebook, 't4').removesuffix(' (estimate)')} | "
-                    f"{_about(gpu_minutes(notebook, 'L4'))} | {MEASURED[notebook]['cpu'].text} |")
+    rows += [f"| {n} | {cell_text(n, 't4').removesuffix(' (estimate)')} | {_about(gpu_minutes(n, 'L4'))} | "
+             f"{MEASURED[n]['cpu'][0]} |" for n in NOTEBOOKS]
     return "\n".join(rows)
 
 
 def other_steps(notebook: str, profile: str) -> dict[str, float]:
-    """The notebook's minutes outside training (install, download or Drive load, saving) on a GPU profile,
-    for the training budget; empty on the cpu and smoke profiles (their tables give measured totals)."""
-    if profile not in ("t4", "ampere"):
-        return {}
-    return {f"{step} (estimate)": minutes for step, minutes in _gpu_fixed(notebook).items()}
+    """The notebook's minutes outside training (install, download or Drive load, saving) on a GPU profile, for the
+    training budget; empty on the cpu and smoke profiles (their tables give measured totals)."""
+    return {f"{step} (estimate)": minutes for step, minutes in _fixed(notebook).items()} if profile in (
+        "t4", "ampere") else {}

@@ -333,12 +333,12 @@ def test_a_secret_added_after_a_failed_check_reaches_the_download(fake_colab, mo
     from huggingface_hub.utils import _auth
 
     from llmcourse import model_loading
-    from llmcourse.preflight import GpuInfo, run_preflight
+    from llmcourse.environment import GpuInfo, run_preflight
     from llmcourse.profiles import PROFILES
 
     def preflight():
         return run_preflight(PROFILES["t4"], requirements=None, print_fn=lambda line: None,
-                             gpu_info=GpuInfo("Tesla T4", (7, 5), 14.7), needed_disk_gb=0)
+                             gpu_info=GpuInfo("Tesla T4", (7, 5), 15.8), needed_disk_gb=0)
 
     with pytest.raises(CourseError) as info:
         preflight()

@@ -83,7 +83,8 @@ def test_gpu_figures_are_labelled_estimates_and_the_ampere_row_gives_an_l4():
 
 def test_the_budget_adds_the_same_fixed_steps_as_the_tables():
     steps = timings.other_steps("03", "t4")
-    assert sum(steps.values()) == pytest.approx(sum(timings._gpu_fixed("03").values()))
+    assert sum(steps.values()) == pytest.approx(sum(timings.STEPS[step] for step in timings.NOTEBOOK_STEPS["03"]))
+    assert set(timings.NOTEBOOK_STEPS["03"]) <= set(timings.gpu_steps("03", "T4"))
     assert timings.other_steps("03", "cpu") == {}
 
 
