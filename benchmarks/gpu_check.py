@@ -44,8 +44,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from llmcourse import prompts  # noqa: E402
+from llmcourse.environment import free_memory, peak_memory_gb, reset_peak_memory  # noqa: E402
 from llmcourse.generation import generate_batched  # noqa: E402
-from llmcourse.memory import free_memory, peak_memory_gb, reset_peak_memory  # noqa: E402
 from llmcourse.profiles import PROFILES, torch_dtype  # noqa: E402
 from llmcourse.training import keep_trainable_weights_in_fp32, parameter_split, predict_budget  # noqa: E402
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from llmcourse.memory import free_memory, is_out_of_memory
+from llmcourse.environment import free_memory, is_out_of_memory
 from llmcourse.troubleshooting import CourseError
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from llmcourse.memory import GB  # the course's one unit, 10^9 bytes, as the RSS figures
+from llmcourse.environment import GB  # the course's one unit, 10^9 bytes, as the RSS figures
 from llmcourse.troubleshooting import CourseError
 
 INDEX_FILE = "model.safetensors.index.json"
@@ -178,7 +178,7 @@ def merge_adapter_into_shards(
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from llmcourse.memory import track_peak_rss
+    from llmcourse.environment import track_peak_rss
     from llmcourse.training import check_adapter
 
     base_dir, adapter_dir, out_dir = Path(base_dir), Path(adapter_dir), Path(out_dir)

@@ -117,7 +117,7 @@ def load_prequantized(source: str, compute_dtype, token: str | bool | None = Non
 def save_quantized_copy(model, tokenizer, folder: Path, model_id: str, bnb_config) -> Path:
     """Save the 4-bit model and its tokenizer to ``folder``; the manifest is written last, so a copy cut
     short by a disconnect has none and is never used."""
-    from llmcourse.storage import save_pretrained_whole
+    from llmcourse.environment import save_pretrained_whole
 
     folder = save_pretrained_whole(folder, model, tokenizer)
     (folder / MANIFEST).write_text(json.dumps(manifest_for(model_id, bnb_config), indent=2), encoding="utf-8")
@@ -203,7 +203,7 @@ def keep_quantized_copy(model, tokenizer, folder: Path | None, model_id: str, bn
 def quantized_copy_folder(profile_name: str) -> Path | None:
     """Where notebook 01 keeps the 4-bit copy: the profile's storage folder (Google Drive on Colab). None on
     Colab without Drive: a copy on the runtime's disk would be gone with the runtime."""
-    from llmcourse.storage import DRIVE_ROOT, course_home, on_colab
+    from llmcourse.environment import DRIVE_ROOT, course_home, on_colab
 
     if on_colab() and not DRIVE_ROOT.is_dir() and not _course_home_set():
         return None
@@ -222,7 +222,7 @@ def load_course_model(model_id: str, compute_dtype: str, profile_name: str, prin
     when it matches, and a tokenizer that pads with a token that is not the end token (pitfall 3)."""
     from transformers import BitsAndBytesConfig
 
-    from llmcourse.memory import free_memory
+    from llmcourse.environment import free_memory
     from llmcourse.profiles import torch_dtype
     from llmcourse.prompts import choose_pad_token
 

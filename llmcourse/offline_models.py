@@ -18,7 +18,7 @@ import logging
 import os
 from pathlib import Path
 
-from llmcourse.storage import save_pretrained_whole
+from llmcourse.environment import save_pretrained_whole
 
 log = logging.getLogger(__name__)
 

@@ -93,7 +93,7 @@ def format_label_mask(rows: list[tuple[str, bool]]) -> str:
 class Budget:
     """A prediction of peak GPU memory and minutes for one training run, with the arithmetic shown.
 
-    Memory is in GB = 10^9 bytes, the unit ``llmcourse.memory`` measures in, so the two compare directly.
+    Memory is in GB = 10^9 bytes, the unit ``llmcourse.environment`` measures in, so the two compare directly.
     ``tokens`` is what the GPU computes: every batch padded to its longest row; ``real_tokens`` the
     examples' own tokens. ``other_minutes`` are the notebook's other steps (install, download, load,
     saving), so ``notebook_minutes`` is the whole notebook.
@@ -184,7 +184,7 @@ def predict_budget(
     longest row times the batch size. ``other_minutes`` (default: ``llmcourse.timings``' figures for
     notebook 03 on this profile) are added to give the whole notebook's time.
     """
-    from llmcourse.memory import GB
+    from llmcourse.environment import GB
 
     # NF4: half a byte per weight, ~3% more for the (double-quantized) block scales
     weights = (quantized_params * 0.5 * 1.03 + other_params * other_bytes) / GB

@@ -105,13 +105,13 @@ def run(profile: str, notebooks: list[str], parameters: dict, out_dir: Path,
 
 def _results(profile: str) -> dict:
     """Before, after, difference and p-value from the newest result files, and notebook 05's figures."""
+    from llmcourse.environment import course_folder
     from llmcourse.results import compare, load_latest
-    from llmcourse.storage import folder
 
-    lesson05 = folder(profile, "share") / "lesson05.json"
+    lesson05 = course_folder(profile, "share") / "lesson05.json"
     found = {"lesson05": json.loads(lesson05.read_text())} if lesson05.exists() else {}
     try:
-        before, after = (load_latest(folder(profile, "results"), kind) for kind in ("before", "after"))
+        before, after = (load_latest(course_folder(profile, "results"), kind) for kind in ("before", "after"))
         paired = compare(before, after)[0]
     except CourseError as err:
         return {"results": f"not available: {err.detail}", **found}

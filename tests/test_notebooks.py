@@ -229,7 +229,7 @@ def test_no_transformers_4_keywords_anywhere():
 
 # --- notebooks that read what another made, on a fresh Colab runtime (issue 9, item 5) -----------------
 
-READERS = ("folder(", "load_latest(", "course_home(", "quantized_copy_folder(")
+READERS = ("course_folder(", "load_latest(", "course_home(", "quantized_copy_folder(")
 
 
 def _code(path: Path) -> str:
@@ -260,7 +260,7 @@ def test_solution_notebooks_find_the_lessons_files_on_a_fresh_colab_runtime(seri
 
     import papermill as pm
 
-    from llmcourse.storage import DRIVE_FOLDER
+    from llmcourse.environment import DRIVE_FOLDER
 
     contents = tmp_path / "drive-contents"
     shutil.copytree(course_home, contents / DRIVE_FOLDER, ignore=shutil.ignore_patterns("solutions-*", "instruct_*"))

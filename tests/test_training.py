@@ -196,7 +196,7 @@ def test_interrupted_run_resumes_from_its_last_checkpoint_to_the_same_final_step
 def test_out_of_memory_in_training_says_what_to_lower_and_keeps_the_checkpoints(tiny_llama_path, tmp_path):
     from transformers import TrainerCallback
 
-    from llmcourse.memory import out_of_memory_advice
+    from llmcourse.environment import out_of_memory_advice
 
     class OutOfMemoryAt(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
@@ -218,7 +218,7 @@ def test_out_of_memory_in_training_says_what_to_lower_and_keeps_the_checkpoints(
 
 
 def test_other_errors_pass_through_the_out_of_memory_advice():
-    from llmcourse.memory import out_of_memory_advice
+    from llmcourse.environment import out_of_memory_advice
 
     with pytest.raises(KeyError), out_of_memory_advice("training", batch_size=4):
         raise KeyError("not a memory problem")
