@@ -1,9 +1,7 @@
-"""Hardware profiles: one place that turns "what machine is this?" into every default a notebook needs,
-and the one place that names the models (switching the model is a change here, plus text).
+"""Hardware profiles: every default a notebook takes from the machine, and the one place naming the models.
 
-A profile starts from the lesson's training settings (``TRAINING``, written out with their reasons in
-notebook 03) and changes only what its hardware dictates, saying why (``Profile.changes``). Every knob a
-learner can set (parameters cell, papermill ``-p``) has one spec in ``KNOBS``, checked by ``check_knob``.
+A profile starts from the lesson's ``TRAINING`` settings and changes what its hardware dictates, saying why
+(``Profile.changes``). Every knob has one spec in ``KNOBS``, checked by ``check_knob``.
 """
 
 from __future__ import annotations
@@ -22,8 +20,7 @@ ENV_VAR = "COURSE_PROFILE"
 
 LLAMA_BASE = "meta-llama/Llama-3.1-8B"
 LLAMA_INSTRUCT = "meta-llama/Llama-3.1-8B-Instruct"
-# Ungated copies of the same weights, offered when the token cannot read Meta's gated repositories: an
-# adapter trained on one fits the other.
+# Ungated copies of the same weights (when the token cannot read Meta's): an adapter fits either.
 LLAMA_BASE_UNGATED = "unsloth/Meta-Llama-3.1-8B"
 LLAMA_INSTRUCT_UNGATED = "unsloth/Meta-Llama-3.1-8B-Instruct"
 SAME_WEIGHTS = {LLAMA_BASE_UNGATED: LLAMA_BASE, LLAMA_INSTRUCT_UNGATED: LLAMA_INSTRUCT}
@@ -31,8 +28,7 @@ SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
 # Not a Hub id: built on this machine by llmcourse.offline_models (random weights, real Llama 3 tokenizer).
 TINY_LLAMA = "offline:tiny-random-llama3"
 
-# The training settings that matter, for Llama 3.1 8B on a T4: notebook 03 writes each out with its reason
-# and asserts it equals this copy. A profile changes only what its hardware dictates, and says why.
+# The training settings that matter, for Llama 3.1 8B on a T4: notebook 03 writes each out with its reason.
 TRAINING = {"lora_r": 16, "lora_alpha": 32, "learning_rate": 2e-4, "batch_size": 4, "grad_accum": 4,
             "max_length": 512, "optim": "paged_adamw_8bit", "gradient_checkpointing": True}
 
@@ -64,17 +60,9 @@ class Profile:
     changes: dict[str, str] = field(default_factory=dict, compare=False)  # TRAINING key -> why it differs
     reason: str = field(default="", compare=False)  # why this profile (filled by detect_profile)
 
-    @property
-    def fp16(self) -> bool:
-        return self.compute_dtype == "float16"
-
-    @property
-    def bf16(self) -> bool:
-        return self.compute_dtype == "bfloat16"
-
-    @property
-    def uses_gpu(self) -> bool:
-        return self.name in ("t4", "ampere")
+    fp16 = property(lambda self: self.compute_dtype == "float16")
+    bf16 = property(lambda self: self.compute_dtype == "bfloat16")
+    uses_gpu = property(lambda self: self.name in ("t4", "ampere"))
 
     def with_overrides(self, **overrides: Any) -> Profile:
         """A copy with the given knobs replaced (``None`` keeps the default), each checked by ``check_knob``
@@ -103,36 +91,30 @@ class Profile:
 
 _NO_PAGING = "no GPU: plain AdamW (paging moves optimizer states between GPU and CPU memory)"
 _NO_CHECKPOINTING = "on a CPU, recomputing activations costs time for little memory saved (pitfall 2)"
-_SHORT_DATA = "the longest training example in data/ is 158 tokens"
+_SHORT_DATA = "the longest training example in data/ is 150 tokens (SmolLM2's tokenizer; 133 with Llama 3's)"
+_AMPERE_BATCH = "24-80 GB hold 16 rows at once: the T4's 16 examples a step, without accumulating"
+_CPU_BATCH = "no GPU memory to fit: 8 rows a step, so 960 rows make 120 steps (about 16 min on 2 cores)"
 PROFILES: dict[str, Profile] = {
     "t4": Profile(
         "t4", "free Colab T4 or any pre-Ampere GPU: Llama 3.1 8B in NF4, fp16 compute", LLAMA_BASE, "float16",
         "openai/gsm8k", eval_size=200, max_new_tokens=256, save_steps=10, train_size=2000, max_steps=60,
-        # KV cache of Llama 3.1 8B: 2 x 32 layers x 8 heads x 128 x 2 bytes = 128 KiB a token; 32 rows of
-        # ~450 tokens (prompt + 256 new) hold ~1.8 GB beside the 5.7 GB of weights: far under 15 GB.
-        # Derived, not yet measured on a T4 (benchmarks/gpu_check.py measures it on a GPU).
-        eval_batch_size=32,
-    ),
+        # KV cache of Llama 3.1 8B: 128 KiB a token (2 x 32 layers x 8 heads x 128 x 2 bytes); 32 rows of ~450
+        # tokens hold ~1.8 GB beside 5.7 GB of weights. Derived, not measured on a T4 (benchmarks/gpu_check.py).
+        eval_batch_size=32),
     "ampere": Profile(
         "ampere", "L4 / A100 / H100: Llama 3.1 8B in NF4, bf16 compute, larger batches", LLAMA_BASE, "bfloat16",
         "openai/gsm8k", eval_size=400, eval_batch_size=64, max_new_tokens=256, save_steps=50, few_shot=4,
-        batch_size=16, grad_accum=1,
-        changes={"batch_size": "24-80 GB of GPU memory hold 16 rows at once", "grad_accum": "16 rows a step "
-                 "without accumulating: the same 16 examples a step as the T4, in fewer passes"},
-    ),
+        batch_size=16, grad_accum=1, changes={"batch_size": _AMPERE_BATCH, "grad_accum": _AMPERE_BATCH}),
     "cpu": Profile(
         "cpu", "no GPU or no Hub: SmolLM2-135M-Instruct in NF4 with fp32 compute, the project's data/", SMOLLM2,
         "float32", "local", eval_size=100, eval_batch_size=25, save_steps=25,
         max_new_tokens=100,  # the longest worked solution in data/ is 85 tokens
-        train_size=960,  # 120 steps of 8: training takes about 16 of the cpu series' 19 minutes on 2 cores
-        learning_rate=1e-3, batch_size=8, grad_accum=1, max_length=256, optim="adamw_torch",
+        train_size=960, learning_rate=1e-3, batch_size=8, grad_accum=1, max_length=256, optim="adamw_torch",
         gradient_checkpointing=False,
-        changes={"learning_rate": "the model (SmolLM2-135M, what a CPU can train) is 60x smaller than the 8B; "
-                 "it needs a larger step to learn in 120 steps", "batch_size": "8 rows at once: no GPU memory "
-                 "limit, and 960 rows make 120 steps", "grad_accum": "8 examples a step: 120 steps in about 16 "
-                 "min on 2 cores", "max_length": _SHORT_DATA, "optim": _NO_PAGING,
-                 "gradient_checkpointing": _NO_CHECKPOINTING},
-    ),
+        changes={"learning_rate": "SmolLM2-135M, the model a CPU can train, is 60x smaller than the 8B: it takes "
+                 "a 5x larger step (the rate of the measured cpu track, 0% -> 35%)", "batch_size": _CPU_BATCH,
+                 "grad_accum": _CPU_BATCH, "max_length": _SHORT_DATA, "optim": _NO_PAGING,
+                 "gradient_checkpointing": _NO_CHECKPOINTING}),
     "smoke": Profile(
         "smoke", "CI: a tiny random Llama with the real Llama 3 tokenizer, a few rows, minutes", TINY_LLAMA,
         "float32", "local", eval_size=8, eval_batch_size=4, max_new_tokens=12, save_steps=2, few_shot=2,
@@ -140,9 +122,8 @@ PROFILES: dict[str, Profile] = {
         optim="adamw_torch", gradient_checkpointing=False,
         changes={"lora_r": "a tiny random model in CI: the smallest adapter that still runs every step",
                  "lora_alpha": "2 x LORA_R, as for r = 16", "learning_rate": "a tiny model, as on the cpu track",
-                 "grad_accum": "4 examples a step: 4 steps in CI minutes", "max_length": _SHORT_DATA,
-                 "optim": _NO_PAGING, "gradient_checkpointing": _NO_CHECKPOINTING},
-    ),
+                 "grad_accum": "4 examples a step: CI's 4 steps in minutes", "max_length": _SHORT_DATA,
+                 "optim": _NO_PAGING, "gradient_checkpointing": _NO_CHECKPOINTING}),
 }
 
 

@@ -1,5 +1,4 @@
-"""Plumbing around TRL's SFTTrainer (notebook 03): the precision fix, parameter counts, the label-mask
-display, the budget, complete checkpoints and one adapter folder per run."""
+"""Plumbing around TRL's SFTTrainer (notebook 03): precision fix, counts, budget, checkpoints, adapters."""
 
 from __future__ import annotations
 
@@ -13,14 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from transformers import TrainerCallback
 
 from llmcourse.profiles import same_weights
 from llmcourse.troubleshooting import CourseError
 
 
 def keep_trainable_weights_in_fp32(model) -> int:
-    """Cast the trainable (LoRA) weights to fp32; return how many tensors were cast. TRL casts them to bf16
-    (trl 1.16), which breaks fp16 mixed precision on a T4 (pitfall 1, trl#4901): call after ``SFTTrainer``."""
+    """Cast the LoRA weights TRL made bf16 back to fp32 (pitfall 1, trl#4901); return how many tensors."""
     cast = [p for p in model.parameters() if p.requires_grad and p.dtype != torch.float32]
     for param in cast:
         param.data = param.data.float()
@@ -28,11 +27,11 @@ def keep_trainable_weights_in_fp32(model) -> int:
 
 
 def _is_4bit(param) -> bool:
-    return param.__class__.__name__ == "Params4bit"
+    return param.__class__.__name__ == "Params4bit"  # two 4-bit numbers per stored byte
 
 
 def _count(param) -> int:
-    return param.numel() * (2 if _is_4bit(param) else 1)  # two 4-bit numbers per stored byte
+    return param.numel() * (2 if _is_4bit(param) else 1)
 
 
 def trainable_parameters(model) -> tuple[int, int]:
@@ -81,9 +80,7 @@ def format_label_mask(rows: list[tuple[str, bool]]) -> str:
 
 @dataclass
 class Budget:
-    """Predicted peak memory (GB = 10^9 bytes, as ``llmcourse.memory`` measures) and minutes of one run.
-    ``tokens`` counts every batch padded to its longest row, ``real_tokens`` the examples' own tokens;
-    ``other_minutes`` are the notebook's other steps (install, load, save)."""
+    """Predicted peak memory (GB = 10^9 bytes, as ``memory`` measures) and minutes (``tokens`` padded)."""
 
     weights_gb: float
     lora_and_optimizer_gb: float
@@ -124,8 +121,7 @@ THROUGHPUT_TOKENS_PER_S_PER_BPARAM = {"cpu": 12.3, "smoke": 12.3, "t4": 65e12 * 
 
 
 def expected_longest(lengths: list[int], batch_size: int) -> float:
-    """The expected longest of ``batch_size`` rows drawn from ``lengths`` (what a batch pads to): exact for
-    draws with replacement, P(longest <= l_(i)) = (i/n)^batch_size over the sorted lengths."""
+    """Expected longest of ``batch_size`` rows drawn from ``lengths``: P(longest <= l_(i)) = (i/n)^batch_size."""
     ordered, n = sorted(lengths), len(lengths)
     return float(sum(length * ((i / n) ** batch_size - ((i - 1) / n) ** batch_size)
                      for i, length in enumerate(ordered, start=1)))
@@ -135,9 +131,8 @@ def predict_budget(*, quantized_params: float, other_params: float, other_bytes:
                    layers: int, vocab_size: int, lora_params: int, token_lengths: list[int], batch_size: int,
                    grad_accum: int, steps: int, gradient_checkpointing: bool, profile: str,
                    other_minutes: dict[str, float] | None = None) -> Budget:
-    """Peak memory and minutes from the model's shape and the real token lengths. ``other_params``
-    (embeddings, norms) stay in the compute dtype, ``other_bytes`` each; ``other_minutes`` default to
-    ``llmcourse.timings``' other steps of notebook 03 on this profile."""
+    """Peak memory and minutes from the model's shape and the real token lengths; ``other_params`` (not 4-bit)
+    take ``other_bytes`` each; ``other_minutes`` default to ``timings``' other steps of notebook 03."""
     from llmcourse.memory import GB
 
     weights = (quantized_params * 0.5 * 1.03 + other_params * other_bytes) / GB  # NF4 + ~3% block scales
@@ -168,6 +163,17 @@ def steps_for(rows: int, batch_size: int, grad_accum: int, max_steps: int) -> in
     return max_steps if max_steps > 0 else math.ceil(rows / (batch_size * grad_accum))
 
 
+class StopAfter(TrainerCallback):
+    """Save and stop after step ``step``, as a disconnect would (STOP_AFTER_STEPS and the resume exercise)."""
+
+    def __init__(self, step: int | None):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.step and state.global_step >= self.step:
+            control.should_save = control.should_training_stop = True
+
+
 # What transformers' Trainer needs to resume: the weights (a LoRA model's adapter), the optimizer and the
 # scheduler (a missing one would silently restart from scratch); trainer_state.json is written last.
 CHECKPOINT_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin", "model.safetensors", "pytorch_model.bin",
@@ -194,8 +200,7 @@ def checkpoint_problems(checkpoint: Path) -> list[str]:
 
 
 def last_checkpoint(output_dir: Path, log=print) -> str | None:
-    """The newest complete ``checkpoint-N`` folder, or None (then training starts fresh); one cut short while
-    it was saved (a disconnect) is skipped with a line saying so."""
+    """The newest complete ``checkpoint-N`` folder, or None; one cut short by a disconnect is skipped, said."""
     output_dir = Path(output_dir)
     found = sorted((int(m.group(1)), path) for path in output_dir.iterdir()
                    if path.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", path.name))) if output_dir.is_dir() else []
@@ -241,8 +246,7 @@ def training_label(steps: int, total_steps: int) -> str:
 
 
 def publish_adapter(staging: Path, adapter_dir: Path, log: dict) -> Path:
-    """Write the training log, rename the folder to its real name, then point ``latest.json`` at it: each
-    step complete or not done, so a disconnect leaves the earlier adapter of this run or the new one."""
+    """Training log, then the folder's real name, then ``latest.json``: a disconnect leaves old or new, whole."""
     from llmcourse.results import write_text_atomic
 
     staging, adapter_dir = Path(staging), Path(adapter_dir)
@@ -279,8 +283,7 @@ def training_log(adapter_dir: Path) -> dict:
 
 
 def find_adapter(adapter_root: Path, base_model_id: str, log=print) -> Path:
-    """The latest saved adapter (``latest.json``) if it fits ``base_model_id``, else the newest run folder
-    that does; prints which and why. Raises ``CourseError`` when none fits."""
+    """The latest adapter that fits ``base_model_id`` (``latest.json`` first); says which; ``CourseError`` if none."""
     root = Path(adapter_root)
     runs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
             and (p / "adapter_config.json").is_file()] if root.is_dir() else []
