@@ -89,9 +89,9 @@ class Profile:
         return "\n".join([f"profile {self.name!r}: {self.description}", *(f"  {k:<{width}} = {v!r}" for k, v in rows)])
 
 
-_NO_PAGING = "no GPU: plain AdamW (paging moves optimizer states between GPU and CPU memory)"
-_NO_CHECKPOINTING = "on a CPU, recomputing activations costs time for little memory saved (pitfall 2)"
-_SHORT_DATA = "the longest training example in data/ is 150 tokens (SmolLM2's tokenizer; 133 with Llama 3's)"
+_NO_PAGING = "no GPU: plain AdamW, as paging moves optimizer states between GPU and CPU memory"
+_NO_CHECKPOINTING = "on a CPU, recomputing activations costs time for little memory saved: pitfall 2"
+_SHORT_DATA = "the longest training example in data/ is 150 tokens with SmolLM2's tokenizer, 133 with Llama 3's"
 _AMPERE_BATCH = "24-80 GB hold 16 rows at once: the T4's 16 examples a step, without accumulating"
 _CPU_BATCH = "no GPU memory to fit: 8 rows a step, so 960 rows make 120 steps (about 16 min on 2 cores)"
 PROFILES: dict[str, Profile] = {
