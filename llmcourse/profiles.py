@@ -1,16 +1,7 @@
-"""Hardware profiles: one place that turns "what machine is this?" into every default a notebook needs.
+"""Hardware profiles: every default a notebook takes from the machine, and the one place naming the models.
 
-A profile fills the parameters cell's defaults; any knob can still be set by hand (parameters cell,
-papermill ``-p``) and the profile itself can be forced with the ``COURSE_PROFILE`` environment variable.
-Every knob a learner can set has one spec in ``KNOBS`` (type, range, an example), checked by ``check_knob``
-where the profile takes its overrides (``Profile.with_overrides``), before anything loads.
-
-| profile | where                          | model                               | compute |
-|---------|--------------------------------|-------------------------------------|---------|
-| t4      | free Colab, any pre-Ampere GPU | meta-llama/Llama-3.1-8B in NF4      | fp16    |
-| ampere  | L4 / A100 / H100               | meta-llama/Llama-3.1-8B in NF4      | bf16    |
-| cpu     | a laptop, no GPU, or no Hub    | HuggingFaceTB/SmolLM2-135M-Instruct | fp32    |
-| smoke   | CI                             | a tiny random Llama built locally   | fp32    |
+A profile starts from the lesson's ``TRAINING`` settings and changes what its hardware dictates, saying why
+(``Profile.changes``). Every knob has one spec in ``KNOBS``, checked by ``check_knob``.
 """
 
 from __future__ import annotations
@@ -29,14 +20,17 @@ ENV_VAR = "COURSE_PROFILE"
 
 LLAMA_BASE = "meta-llama/Llama-3.1-8B"
 LLAMA_INSTRUCT = "meta-llama/Llama-3.1-8B-Instruct"
-# Ungated copy of the base model, offered when the token cannot read Meta's gated repository.
+# Ungated copies of the same weights (when the token cannot read Meta's): an adapter fits either.
 LLAMA_BASE_UNGATED = "unsloth/Meta-Llama-3.1-8B"
 LLAMA_INSTRUCT_UNGATED = "unsloth/Meta-Llama-3.1-8B-Instruct"
-# Ungated copies of the same weights: an adapter trained on one fits the other.
 SAME_WEIGHTS = {LLAMA_BASE_UNGATED: LLAMA_BASE, LLAMA_INSTRUCT_UNGATED: LLAMA_INSTRUCT}
 SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
 # Not a Hub id: built on this machine by llmcourse.offline_models (random weights, real Llama 3 tokenizer).
 TINY_LLAMA = "offline:tiny-random-llama3"
+
+# The training settings that matter, for Llama 3.1 8B on a T4: notebook 03 writes each out with its reason.
+TRAINING = {"lora_r": 16, "lora_alpha": 32, "learning_rate": 2e-4, "batch_size": 4, "grad_accum": 4,
+            "max_length": 512, "optim": "paged_adamw_8bit", "gradient_checkpointing": True}
 
 
 @dataclass(frozen=True)
@@ -46,169 +40,90 @@ class Profile:
     name: str
     description: str
     model_id: str
-    weight_format: str  # "nf4": the linear layers stored in 4-bit NormalFloat
-    compute_dtype: str  # "float16" | "bfloat16" | "float32"
+    compute_dtype: str  # "float16" | "bfloat16" | "float32"; the linear layers are stored in NF4
     dataset: str  # "openai/gsm8k" (Hub) or "local" (the project's data/)
-    # evaluation
     eval_size: int
     eval_batch_size: int
     max_new_tokens: int
-    few_shot: int  # worked examples in the prompt of 04's optional few-shot before row (0: no such row)
-    # training
-    train_size: int | None  # None = the whole training split
-    max_steps: int  # -1 = one full epoch over train_size rows
-    batch_size: int
-    grad_accum: int
-    learning_rate: float
-    lora_r: int
-    lora_alpha: int
-    max_length: int
-    gradient_checkpointing: bool
-    optim: str
-    fp16: bool
-    bf16: bool
     save_steps: int
-    # why this profile (filled by detect_profile)
-    reason: str = field(default="", compare=False)
+    few_shot: int = 0  # worked examples in the prompt of 04's optional few-shot before row (0: no such row)
+    train_size: int | None = None  # None = the whole training split
+    max_steps: int = -1  # -1 = one full epoch over train_size rows
+    lora_r: int = TRAINING["lora_r"]
+    lora_alpha: int = TRAINING["lora_alpha"]
+    learning_rate: float = TRAINING["learning_rate"]
+    batch_size: int = TRAINING["batch_size"]
+    grad_accum: int = TRAINING["grad_accum"]
+    max_length: int = TRAINING["max_length"]
+    optim: str = TRAINING["optim"]
+    gradient_checkpointing: bool = TRAINING["gradient_checkpointing"]
+    changes: dict[str, str] = field(default_factory=dict, compare=False)  # TRAINING key -> why it differs
+    reason: str = field(default="", compare=False)  # why this profile (filled by detect_profile)
+
+    fp16 = property(lambda self: self.compute_dtype == "float16")
+    bf16 = property(lambda self: self.compute_dtype == "bfloat16")
+    uses_gpu = property(lambda self: self.name in ("t4", "ampere"))
 
     def with_overrides(self, **overrides: Any) -> Profile:
-        """Return a copy with the given knobs replaced; ``None`` means "keep the profile's default".
-
-        Every value is checked against its knob's spec (``KNOBS``) and converted ("16" -> 16, "2e-4" ->
-        0.0002): a bad value raises ``CourseError('bad_parameter')`` naming the knob, what it accepts and an
-        example, before anything is loaded. An unknown name raises ``CourseError('unknown_parameter')`` with
-        the closest known names, so a typo in a parameters cell is caught instead of silently ignored.
-        """
+        """A copy with the given knobs replaced (``None`` keeps the default), each checked by ``check_knob``
+        first; an unknown name raises ``CourseError('unknown_parameter')`` with the closest known names."""
         known = {f.name for f in dataclasses.fields(self)} & {name.lower() for name in KNOBS}
         unknown = [key for key in overrides if key.lower() not in known]
         if unknown:
             raise unknown_parameter(unknown[0], [name.upper() for name in known], "a profile")
         dataset = overrides.get("dataset") or overrides.get("DATASET") or self.dataset
-        changes = {}
-        for key, value in overrides.items():
-            checked = check_knob(key.upper(), value, dataset=dataset)
-            if checked is not None:
-                changes[key.lower()] = checked
-        return dataclasses.replace(self, **changes)
-
-    @property
-    def uses_gpu(self) -> bool:
-        return self.name in ("t4", "ampere")
+        checked = {key.lower(): check_knob(key, value, dataset=dataset) for key, value in overrides.items()}
+        checked = {key: value for key, value in checked.items() if value is not None}
+        changes = dict(self.changes)
+        for key in checked.keys() & TRAINING.keys():
+            changes.pop(key, None)
+            if checked[key] != TRAINING[key]:
+                changes[key] = "set in the parameters cell"
+        return dataclasses.replace(self, **checked, changes=changes)
 
     def table(self) -> str:
         """The settings in force, one per line, for the learner to check."""
-        rows = [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "description"]
+        rows = [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)
+                if f.name not in ("description", "changes")]
         width = max(len(k) for k, _ in rows)
-        lines = [f"profile {self.name!r}: {self.description}"]
-        lines += [f"  {k:<{width}} = {v!r}" for k, v in rows]
-        return "\n".join(lines)
+        return "\n".join([f"profile {self.name!r}: {self.description}", *(f"  {k:<{width}} = {v!r}" for k, v in rows)])
 
 
+_NO_PAGING = "no GPU: plain AdamW, as paging moves optimizer states between GPU and CPU memory"
+_NO_CHECKPOINTING = "on a CPU, recomputing activations costs time for little memory saved: pitfall 2"
+_SHORT_DATA = "the longest training example in data/ is 150 tokens with SmolLM2's tokenizer, 133 with Llama 3's"
+_AMPERE_BATCH = "24-80 GB hold 16 rows at once: the T4's 16 examples a step, without accumulating"
+_CPU_BATCH = "no GPU memory to fit: 8 rows a step, so 960 rows make 120 steps (about 16 min on 2 cores)"
 PROFILES: dict[str, Profile] = {
     "t4": Profile(
-        name="t4",
-        description="free Colab T4 or any pre-Ampere GPU: Llama 3.1 8B in NF4, fp16 compute",
-        model_id=LLAMA_BASE,
-        weight_format="nf4",
-        compute_dtype="float16",
-        dataset="openai/gsm8k",
-        eval_size=200,
-        # KV cache of Llama 3.1 8B: 2 x 32 layers x 8 heads x 128 x 2 bytes = 128 KiB a token; 32 rows of
-        # ~450 tokens (prompt + 256 new) hold ~1.8 GB beside the 5.7 GB of weights: far under 15 GB.
-        # Derived, not yet measured on a T4 (benchmarks/gpu_check.py measures it on a GPU).
-        eval_batch_size=32,
-        max_new_tokens=256,
-        few_shot=0,  # off: a second before-run with prompts several times longer; homework on a T4
-        train_size=2000,
-        max_steps=60,
-        batch_size=4,
-        grad_accum=4,
-        learning_rate=2e-4,
-        lora_r=16,
-        lora_alpha=32,
-        max_length=512,
-        gradient_checkpointing=True,
-        optim="paged_adamw_8bit",
-        fp16=True,
-        bf16=False,
-        save_steps=10,
-    ),
+        "t4", "free Colab T4 or any pre-Ampere GPU: Llama 3.1 8B in NF4, fp16 compute", LLAMA_BASE, "float16",
+        "openai/gsm8k", eval_size=200, max_new_tokens=256, save_steps=10, train_size=2000, max_steps=60,
+        # KV cache of Llama 3.1 8B: 128 KiB a token (2 x 32 layers x 8 heads x 128 x 2 bytes); 32 rows of ~450
+        # tokens hold ~1.8 GB beside 5.7 GB of weights. Derived, not measured on a T4 (benchmarks/gpu_check.py).
+        eval_batch_size=32),
     "ampere": Profile(
-        name="ampere",
-        description="L4 / A100 / H100: Llama 3.1 8B in NF4, bf16 compute, larger batches",
-        model_id=LLAMA_BASE,
-        weight_format="nf4",
-        compute_dtype="bfloat16",
-        dataset="openai/gsm8k",
-        eval_size=400,
-        eval_batch_size=64,
-        max_new_tokens=256,
-        few_shot=4,
-        train_size=None,
-        max_steps=-1,
-        batch_size=16,
-        grad_accum=1,
-        learning_rate=2e-4,
-        lora_r=16,
-        lora_alpha=32,
-        max_length=512,
-        gradient_checkpointing=True,
-        optim="paged_adamw_8bit",
-        fp16=False,
-        bf16=True,
-        save_steps=50,
-    ),
+        "ampere", "L4 / A100 / H100: Llama 3.1 8B in NF4, bf16 compute, larger batches", LLAMA_BASE, "bfloat16",
+        "openai/gsm8k", eval_size=400, eval_batch_size=64, max_new_tokens=256, save_steps=50, few_shot=4,
+        batch_size=16, grad_accum=1, changes={"batch_size": _AMPERE_BATCH, "grad_accum": _AMPERE_BATCH}),
     "cpu": Profile(
-        name="cpu",
-        description="no GPU or no Hub: SmolLM2-135M-Instruct in NF4 with fp32 compute, the project's data/",
-        model_id=SMOLLM2,
-        weight_format="nf4",
-        compute_dtype="float32",
-        dataset="local",
-        eval_size=100,
-        eval_batch_size=25,
+        "cpu", "no GPU or no Hub: SmolLM2-135M-Instruct in NF4 with fp32 compute, the project's data/", SMOLLM2,
+        "float32", "local", eval_size=100, eval_batch_size=25, save_steps=25,
         max_new_tokens=100,  # the longest worked solution in data/ is 85 tokens
-        few_shot=0,  # off: a second before-run with prompts several times longer
-        train_size=960,  # 120 steps of 8: training takes about 16 of the cpu series' 19 minutes on 2 cores
-        max_steps=-1,
-        batch_size=8,
-        grad_accum=1,
-        learning_rate=1e-3,
-        lora_r=16,
-        lora_alpha=32,
-        max_length=256,  # the longest training example in data/ is 158 tokens
-        # On a CPU, checkpointing recomputes activations for little memory saved (pitfall 2).
+        train_size=960, learning_rate=1e-3, batch_size=8, grad_accum=1, max_length=256, optim="adamw_torch",
         gradient_checkpointing=False,
-        optim="adamw_torch",
-        fp16=False,
-        bf16=False,
-        save_steps=25,
-    ),
+        changes={"learning_rate": "SmolLM2-135M, the model a CPU can train, is 60x smaller than the 8B: it takes "
+                 "a 5x larger step (the rate of the measured cpu track, 0% -> 35%)", "batch_size": _CPU_BATCH,
+                 "grad_accum": _CPU_BATCH, "max_length": _SHORT_DATA, "optim": _NO_PAGING,
+                 "gradient_checkpointing": _NO_CHECKPOINTING}),
     "smoke": Profile(
-        name="smoke",
-        description="CI: a tiny random Llama with the real Llama 3 tokenizer, a few rows, minutes",
-        model_id=TINY_LLAMA,
-        weight_format="nf4",
-        compute_dtype="float32",
-        dataset="local",
-        eval_size=8,
-        eval_batch_size=4,
-        max_new_tokens=12,
-        few_shot=2,
-        train_size=16,
-        max_steps=4,
-        batch_size=4,
-        grad_accum=1,
-        learning_rate=1e-3,
-        lora_r=4,
-        lora_alpha=8,
-        max_length=192,
-        gradient_checkpointing=False,
-        optim="adamw_torch",
-        fp16=False,
-        bf16=False,
-        save_steps=2,
-    ),
+        "smoke", "CI: a tiny random Llama with the real Llama 3 tokenizer, a few rows, minutes", TINY_LLAMA,
+        "float32", "local", eval_size=8, eval_batch_size=4, max_new_tokens=12, save_steps=2, few_shot=2,
+        train_size=16, max_steps=4, lora_r=4, lora_alpha=8, learning_rate=1e-3, grad_accum=1, max_length=192,
+        optim="adamw_torch", gradient_checkpointing=False,
+        changes={"lora_r": "a tiny random model in CI: the smallest adapter that still runs every step",
+                 "lora_alpha": "2 x LORA_R, as for r = 16", "learning_rate": "a tiny model, as on the cpu track",
+                 "grad_accum": "4 examples a step: CI's 4 steps in minutes", "max_length": _SHORT_DATA,
+                 "optim": _NO_PAGING, "gradient_checkpointing": _NO_CHECKPOINTING}),
 }
 
 
@@ -217,12 +132,8 @@ PROFILES: dict[str, Profile] = {
 
 @dataclass(frozen=True)
 class Knob:
-    """What one parameters-cell knob accepts: the one spec ``check_knob`` checks it against.
-
-    ``kind``: int (a whole number), ints (a list of them), number, bool, text (no spaces), sentence (any
-    text), label (a file-name-safe word), choice (one of ``choices``) or path (a folder or file that must
-    exist).
-    """
+    """What one knob accepts. ``kind``: int, ints (a list), number, bool, text (no spaces), sentence (any
+    text), label (a file-name-safe word), choice (one of ``choices``) or path (it must exist)."""
 
     name: str  # as written in the parameters cells
     kind: str
@@ -239,82 +150,57 @@ def _whole(name: str, example: str, minimum: int = 1, note: str = "", **kw: Any)
     return Knob(name, "int", f"a whole number >= {minimum}{note}", example, minimum=minimum, **kw)
 
 
-def _flag(name: str) -> Knob:
-    return Knob(name, "bool", "True or False", "True")
+def _choice(name: str, choices: tuple[str, ...]) -> Knob:
+    return Knob(name, "choice", "one of " + ", ".join(choices), repr(choices[0]), choices=choices)
 
 
 def _knob_list() -> list[Knob]:
     from llmcourse.prompts import PROMPT_FORMATS
 
+    flags = ("RUN_LM_EVAL", "FULL_EPOCH", "GRADIENT_CHECKPOINTING", "EVALUATE_REFERENCE", "EVALUATE_FEW_SHOT",
+             "PUSH_TO_HUB", "MERGE", "VERIFY_MERGE", "EXPORT_GGUF", "COMPARE_4BIT_MERGE")
+    wholes = (("EVAL_BATCH_SIZE", "16"), ("MAX_NEW_TOKENS", "256"), ("BATCH_SIZE", "4"), ("GRAD_ACCUM", "4"),
+              ("MAX_LENGTH", "512"), ("SAVE_STEPS", "10"), ("STOP_AFTER_STEPS", "5"), ("DEMO_STEPS", "10"),
+              ("STOP_AT", "5"), ("DEMO_BATCH_SIZE", "4"))
+    model = "a Hugging Face model id or a local folder"
     return [
-        Knob("PROFILE", "choice", "one of " + ", ".join(PROFILE_NAMES), "'t4'", choices=PROFILE_NAMES),
-        Knob("MODEL_ID", "text", "a Hugging Face model id or a local folder", repr(LLAMA_BASE)),
-        Knob("PROMPT_FORMAT", "choice", "one of " + ", ".join(PROMPT_FORMATS), "'plain'", choices=PROMPT_FORMATS),
+        *(Knob(name, "bool", "True or False", "True") for name in flags),
+        *(_whole(name, example) for name, example in wholes),
+        _choice("PROFILE", PROFILE_NAMES), _choice("PROMPT_FORMAT", PROMPT_FORMATS),
+        _choice("COMPUTE_DTYPE", ("float16", "bfloat16", "float32")),
+        Knob("MODEL_ID", "text", model, repr(LLAMA_BASE)),
+        Knob("REFERENCE_MODEL_ID", "text", model, repr(LLAMA_INSTRUCT)),
         _whole("EVAL_SIZE", "200", note=", at most the number of test questions", clamp_to_split="test"),
-        _whole("EVAL_BATCH_SIZE", "16"),
-        _whole("MAX_NEW_TOKENS", "256"),
+        _whole("TRAIN_SIZE", "2000", note=", at most the number of training rows", clamp_to_split="train"),
         _whole("FEW_SHOT", "4", minimum=0, note=" (0: no few-shot row)"),
         _whole("SUBSET_SEED", "1234", minimum=0),
         _whole("OTHER_SEED", "99", minimum=0),
-        Knob("RUN_LABEL", "label", "a short name of letters, digits, '-' or '_'", "'instruct'"),
-        _flag("RUN_LM_EVAL"),
-        _whole("TRAIN_SIZE", "2000", note=", at most the number of training rows", clamp_to_split="train"),
-        _flag("FULL_EPOCH"),
+        _whole("LORA_R", "16", note=" (usually 8-64)"),
         Knob("MAX_STEPS", "int", "a whole number >= 1, or -1 for one epoch over TRAIN_SIZE rows", "60",
              minimum=1, special=(-1,)),
-        _whole("BATCH_SIZE", "4"),
-        _whole("GRAD_ACCUM", "4"),
         Knob("LEARNING_RATE", "number", "a positive number below 1", "2e-4", minimum=0, maximum=1),
-        _whole("LORA_R", "16", note=" (usually 8-64)"),
         Knob("LORA_ALPHA", "number", "a positive number (usually 2 x LORA_R)", "32", minimum=0),
-        _whole("MAX_LENGTH", "512"),
-        _flag("GRADIENT_CHECKPOINTING"),
-        _whole("SAVE_STEPS", "10"),
-        _whole("STOP_AFTER_STEPS", "5"),
-        Knob("ADAPTER_DIR", "path", "the folder of a saved adapter (it must exist)",
-             "'/content/drive/MyDrive/llm-reasoning-course/t4/adapter/<run name>'"),
-        _whole("DEMO_STEPS", "10"),
-        _whole("STOP_AT", "5"),
-        _whole("DEMO_BATCH_SIZE", "4"),
-        _flag("EVALUATE_REFERENCE"),
-        _flag("EVALUATE_FEW_SHOT"),
         Knob("FEW_SHOT_COUNTS", "ints", "a list of whole numbers >= 1", "[1, 4]", minimum=1),
-        Knob("REFERENCE_MODEL_ID", "text", "a Hugging Face model id or a local folder", repr(LLAMA_INSTRUCT)),
-        # notebook 05 and its solutions
-        Knob("QUESTION", "sentence", "a question in words, ending in '?'",
-             "'Tom has 5 boxes of 12 pencils and gives away 14. How many pencils does he have now?'"),
-        _flag("PUSH_TO_HUB"),
+        Knob("RUN_LABEL", "label", "a short name of letters, digits, '-' or '_'", "'instruct'"),
         Knob("HUB_REPO_NAME", "label", "a repository name of letters, digits, '-' or '_' (no '/')",
              "'llama31-gsm8k-lora'"),
-        _flag("MERGE"),
+        Knob("ADAPTER_DIR", "path", "the folder of a saved adapter (it must exist)",
+             "'/content/drive/MyDrive/llm-reasoning-course/t4/adapter/<run name>'"),
+        Knob("QUESTION", "sentence", "a question in words, ending in '?'",
+             "'Tom has 5 boxes of 12 pencils and gives away 14. How many pencils does he have now?'"),
         Knob("MERGED_DIR", "text", "a folder to write the merged model to (no spaces)", "'/content/merged'"),
-        _flag("VERIFY_MERGE"),
-        _flag("EXPORT_GGUF"),
-        _flag("COMPARE_4BIT_MERGE"),
-        # Profile fields a parameters cell does not show, checked all the same when overridden.
-        Knob("WEIGHT_FORMAT", "choice", "nf4", "'nf4'", choices=("nf4",)),
-        Knob("COMPUTE_DTYPE", "choice", "one of float16, bfloat16, float32", "'float16'",
-             choices=("float16", "bfloat16", "float32")),
         Knob("DATASET", "text", "'local' or a Hub dataset id", "'openai/gsm8k'"),
         Knob("OPTIM", "text", "an optimizer name of transformers' TrainingArguments", "'paged_adamw_8bit'"),
-        _flag("FP16"),
-        _flag("BF16"),
     ]
 
 
 KNOBS: dict[str, Knob] = {knob.name: knob for knob in _knob_list()}
 
-_TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
-
 
 def check_knob(name: str, value: Any, *, dataset: str | None = None, source: str = "", log=print) -> Any:
-    """The value converted to what the knob takes (``None`` stays ``None``: the profile's default).
-
-    A bad value raises ``CourseError('bad_parameter')`` that names the knob, the value, what is accepted
-    and an example. Strings from a command line are converted ("16" -> 16, "2e-4" -> 0.0002, "true" ->
-    True). A number above a limit that can be honoured (more questions than the split holds) is clamped
-    to it, with a printed line saying so (``dataset`` tells which split sizes apply).
-    """
+    """The value converted to what the knob takes ("16" -> 16, "2e-4" -> 0.0002, "true" -> True; ``None``
+    stays ``None``); a bad value raises ``CourseError('bad_parameter')`` naming the knob, what it accepts and
+    an example. More rows than the ``dataset``'s split holds are clamped to it, with a printed line."""
     if value is None:
         return None
     knob = KNOBS.get(name.upper())
@@ -332,19 +218,17 @@ def check_knob(name: str, value: Any, *, dataset: str | None = None, source: str
     if text == "":
         raise bad("empty")
     if knob.kind == "bool":
-        if isinstance(value, bool):
-            return value
-        if text is not None and text.lower() in _TRUE + _FALSE:
-            return text.lower() in _TRUE
-        if isinstance(value, int) and value in (0, 1):
+        if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
             return bool(value)
+        if text is not None and text.lower() in ("true", "yes", "1", "false", "no", "0"):
+            return text.lower() in ("true", "yes", "1")
         raise bad("not True or False")
     if knob.kind == "ints":  # a list of whole numbers: [1, 4], or "1,4" from a command line
         items = text.strip("[]()").split(",") if text is not None else value
         if not isinstance(items, list | tuple) or not items:
             raise bad("not a list of whole numbers")
-        numbers = [_as_number(item.strip() if isinstance(item, str) else item, whole=True) for item in items]
-        if any(n is None or (knob.minimum is not None and n < knob.minimum) for n in numbers):
+        numbers = [_as_number(item, whole=True) for item in items]
+        if any(n is None or n < knob.minimum for n in numbers):
             raise bad(knob.accepted)
         return numbers
     if knob.kind in ("int", "number"):
@@ -370,42 +254,29 @@ def check_knob(name: str, value: Any, *, dataset: str | None = None, source: str
         return number
     if text is None:
         raise bad(f"not text but a {type(value).__name__}")
-    if knob.kind == "choice":
-        if text.lower() not in knob.choices:
-            raise bad("not one of the choices")
-        return text.lower()
-    if knob.kind == "label":
-        if not re.fullmatch(r"[A-Za-z0-9_-]+", text):
-            raise bad("letters, digits, '-' and '_' only (it becomes part of a file name)")
-        return text
+    if knob.kind == "choice" and text.lower() not in knob.choices:
+        raise bad("not one of the choices")
+    if knob.kind == "label" and not re.fullmatch(r"[A-Za-z0-9_-]+", text):
+        raise bad("letters, digits, '-' and '_' only (it becomes part of a file name)")
     if knob.kind == "path":
-        path = Path(text).expanduser()
-        if not path.exists():
-            raise bad(f"no such folder ({path.absolute()})")
-        return str(path.absolute())
-    if knob.kind == "sentence":  # free text, e.g. a question: anything but empty
-        return text
-    if any(ch.isspace() for ch in text):
+        if not Path(text).expanduser().exists():
+            raise bad(f"no such folder ({Path(text).expanduser().absolute()})")
+        return str(Path(text).expanduser().absolute())
+    if knob.kind == "text" and any(ch.isspace() for ch in text):
         raise bad("spaces are not allowed here")
-    return text
+    return text.lower() if knob.kind == "choice" else text
 
 
 def _as_number(value: Any, whole: bool) -> int | float | None:
     """``value`` as an int (``whole``) or a float, from a number or a string; None if it is not one."""
-    if isinstance(value, bool):
-        return None
     if isinstance(value, str):
         try:
-            value = float(value.strip()) if not re.fullmatch(r"[+-]?\d+", value.strip()) else int(value)
+            value = int(value) if re.fullmatch(r"\s*[+-]?\d+\s*", value) else float(value)
         except ValueError:
             return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and math.isfinite(value):
-        if not whole:
-            return value
-        return int(value) if value.is_integer() else None
-    return None
+    if isinstance(value, float) and math.isfinite(value) and (value.is_integer() or not whole):
+        return int(value) if whole else value
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def unknown_parameter(name: str, known: list[str], where: str, takers: str = "") -> Exception:
@@ -429,54 +300,37 @@ def base_model_name(model_id: str | None) -> str:
     return model_id.rstrip("/").replace(":", "/").split("/")[-1].lower()
 
 
-def gpu_capability() -> tuple[str, tuple[int, int]] | None:
-    """Name and compute capability of GPU 0, or None when there is no CUDA GPU."""
-    import torch
-
-    if not torch.cuda.is_available():
-        return None
-    return torch.cuda.get_device_name(0), torch.cuda.get_device_capability(0)
-
-
 def supports_bf16(capability: tuple[int, int]) -> bool:
-    """bf16 compute is native from compute capability 8.0 (Ampere) on.
-
-    ``torch.cuda.is_bf16_supported()`` says True on a T4 (7.5) because it emulates bf16, slowly, so
-    the decision is taken from the capability instead.
-    """
+    """bf16 is native from compute capability 8.0 (Ampere) on; ``torch.cuda.is_bf16_supported()`` says True
+    on a T4 (7.5), which emulates it slowly."""
     return tuple(capability) >= (8, 0)
 
 
-def detect_profile(
-    requested: str | None = None,
-    env: dict[str, str] | None = None,
-    gpu: tuple[str, tuple[int, int]] | None | bool = False,
-) -> Profile:
-    """Choose a profile: the one requested, else ``$COURSE_PROFILE``, else from the GPU found.
-
-    ``gpu`` is for tests: pass ``None`` for "no GPU" or ``(name, (major, minor))``; leave it out to ask
-    torch. The returned profile's ``reason`` says why it was chosen.
-    """
+def detect_profile(requested: str | None = None, env: dict[str, str] | None = None,
+                   gpu: tuple[str, tuple[int, int]] | None | bool = False) -> Profile:
+    """The profile requested, else ``$COURSE_PROFILE``, else the one for the GPU found (``gpu``: for tests,
+    ``None`` or ``(name, (major, minor))``); its ``reason`` says why it was chosen."""
     env = os.environ if env is None else env
     for source, value in (("the parameters cell", requested), (f"${ENV_VAR}", env.get(ENV_VAR))):
         if value is not None and not (isinstance(value, str) and not value.strip()):
             name = check_knob("PROFILE", value, source=source)
             return dataclasses.replace(PROFILES[name], reason=f"asked for in {source}")
-    found = gpu_capability() if gpu is False else gpu
-    if found is None:
+    if gpu is False:
+        import torch
+
+        gpu = (torch.cuda.get_device_name(0), torch.cuda.get_device_capability(0)) if torch.cuda.is_available() else None
+    if gpu is None:
         return dataclasses.replace(PROFILES["cpu"], reason="no CUDA GPU found")
-    name, capability = found
-    cc = f"{capability[0]}.{capability[1]}"
-    if supports_bf16(capability):
-        return dataclasses.replace(PROFILES["ampere"], reason=f"{name}, compute capability {cc} >= 8.0: bf16")
-    return dataclasses.replace(PROFILES["t4"], reason=f"{name}, compute capability {cc} < 8.0: fp16")
+    name, (major, minor) = gpu
+    if supports_bf16((major, minor)):
+        return dataclasses.replace(PROFILES["ampere"], reason=f"{name}, compute capability {major}.{minor} >= 8.0: bf16")
+    return dataclasses.replace(PROFILES["t4"], reason=f"{name}, compute capability {major}.{minor} < 8.0: fp16")
 
 
 def torch_dtype(name: str):
     """``"float16"`` -> ``torch.float16``, with a clear error for anything else."""
     import torch
 
-    dtypes = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-    if name not in dtypes:
-        raise ValueError(f"Unknown compute dtype {name!r}: use one of {', '.join(dtypes)}.")
-    return dtypes[name]
+    if name not in ("float16", "bfloat16", "float32"):
+        raise ValueError(f"Unknown compute dtype {name!r}: use one of float16, bfloat16, float32.")
+    return getattr(torch, name)

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from llmcourse import prompts, training
+from llmcourse.profiles import LLAMA_BASE, LLAMA_BASE_UNGATED, LLAMA_INSTRUCT, TINY_LLAMA
 from llmcourse.troubleshooting import CourseError
 
 QUESTION = "Tom has 3 boxes of 12 pencils. He gives away 5 pencils. How many pencils does he have left?"
@@ -94,6 +95,28 @@ def test_only_the_answer_and_its_end_token_carry_loss(tiny_llama_path, tmp_path,
         assert prompt_text.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
     else:
         assert prompt_text.endswith("Answer:")
+
+
+def lesson_function(notebook: str, cell_id: str, name: str):
+    """A function the lesson writes out, taken from its cell and defined here as the notebook defines it."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "notebooks" / notebook
+    cell = next(c for c in json.loads(path.read_text())["cells"] if c.get("id") == cell_id)
+    namespace: dict = {}
+    exec("".join(cell["source"]), namespace)
+    return namespace[name]
+
+
+@pytest.mark.parametrize("prompt_format", ["plain", "chat"])
+def test_the_lessons_label_mask_equals_the_labels_trl_trains_on(tiny_llama_path, tmp_path, prompt_format):
+    """Notebook 03 writes out how labels are built (-100 on the prompt, the answer and its end token kept) and
+    asserts it equals TRL's on its own format; here on both formats and every row."""
+    build_labels = lesson_function("03_lora_sft_training.ipynb", "cell-16b", "build_labels")
+    trainer, tok = make_trainer(tiny_llama_path, tmp_path, prompt_format)
+    for i, example in enumerate(trainer.train_dataset):
+        row = prompts.training_example(f"{QUESTION} (copy {i})", SOLUTION, prompt_format)
+        assert build_labels(row, tok) == (example["input_ids"], example["labels"])
 
 
 def test_pad_token_is_not_the_end_token(llama3_tokenizer):
@@ -230,19 +253,19 @@ def test_last_checkpoint_of_a_missing_folder_is_none(tmp_path):
 
 def test_check_adapter_messages(tmp_path):
     with pytest.raises(CourseError) as info:
-        training.check_adapter(tmp_path, "meta-llama/Llama-3.1-8B")
+        training.check_adapter(tmp_path, LLAMA_BASE)
     assert info.value.key == "missing_adapter" and "notebook 03" in str(info.value)
     (tmp_path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "Qwen/Qwen2.5-7B"}))
     with pytest.raises(CourseError) as info:
-        training.check_adapter(tmp_path, "meta-llama/Llama-3.1-8B")
+        training.check_adapter(tmp_path, LLAMA_BASE)
     assert info.value.key == "adapter_base_mismatch"
     assert "Qwen/Qwen2.5-7B" in str(info.value)
     (tmp_path / "adapter_config.json").write_text(
         json.dumps({"base_model_name_or_path": "/content/cache/Llama-3.1-8B"})
     )
-    assert training.check_adapter(tmp_path, "meta-llama/Llama-3.1-8B")["base_model_name_or_path"]
-    (tmp_path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "/x/tiny-random-llama3"}))
-    training.check_adapter(tmp_path, "offline:tiny-random-llama3")
+    assert training.check_adapter(tmp_path, LLAMA_BASE)["base_model_name_or_path"]
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "/x/" + TINY_LLAMA.split(":")[-1]}))
+    training.check_adapter(tmp_path, TINY_LLAMA)
 
 
 def test_label_mask_text_brackets_the_loss_part():
@@ -341,13 +364,13 @@ def test_a_run_cut_short_gets_the_adapter_of_its_last_complete_checkpoint(tiny_l
     steps = training.adapter_from_checkpoint(training.last_checkpoint(tmp_path / "checkpoints"), staging,
                                              trainer.state.global_step, 6)
     assert steps == 2
-    training.publish_adapter(staging, adapter_dir, {"model_id": "offline:tiny-random-llama3", "steps": steps,
+    training.publish_adapter(staging, adapter_dir, {"model_id": TINY_LLAMA, "steps": steps,
                                                     "total_steps": 6, "partial": True})
     assert training.training_log(adapter_dir)["partial"] is True
     assert training.training_label(steps, 6) == "PARTIAL: 2 of 6 steps"
     assert training.training_label(6, 6) == "6 of 6 steps"
     lines = []
-    found = training.find_adapter(tmp_path / "adapter", "offline:tiny-random-llama3", log=lines.append)
+    found = training.find_adapter(tmp_path / "adapter", TINY_LLAMA, log=lines.append)
     assert found == adapter_dir and "PARTIAL: 2 of 6 steps" in lines[0]
     model, _ = load_tiny_4bit(tiny_llama_path)
     loaded = PeftModel.from_pretrained(model, str(found))  # a usable adapter, with the weights of step 2
@@ -374,42 +397,42 @@ def fake_adapter(root, run, base, steps=4, total=4):
 
 
 def test_two_runs_with_other_settings_keep_two_adapters_and_the_latest_is_used(tmp_path):
-    first = fake_adapter(tmp_path, "tiny_plain_r4_n16_s4_lr0.001", "offline:tiny-random-llama3")
-    second = fake_adapter(tmp_path, "tiny_plain_r8_n16_s4_lr0.0005", "offline:tiny-random-llama3")
+    first = fake_adapter(tmp_path, "tiny_plain_r4_n16_s4_lr0.001", TINY_LLAMA)
+    second = fake_adapter(tmp_path, "tiny_plain_r8_n16_s4_lr0.0005", TINY_LLAMA)
     assert (first / "adapter_model.safetensors").read_bytes().endswith(first.name.encode())  # not overwritten
     assert {p.name for p in tmp_path.iterdir() if not p.name.startswith(".")} == {first.name, second.name,
                                                                                     training.LATEST}
     assert json.loads((tmp_path / training.LATEST).read_text())["adapter"] == second.name
     lines = []
-    assert training.find_adapter(tmp_path, "offline:tiny-random-llama3", log=lines.append) == second
+    assert training.find_adapter(tmp_path, TINY_LLAMA, log=lines.append) == second
     assert second.name in lines[0] and "the latest saved" in lines[0]
 
 
 def test_the_latest_adapter_that_fits_the_base_model_is_chosen(tmp_path):
-    llama = fake_adapter(tmp_path, "Llama-3.1-8B_plain_r16", "meta-llama/Llama-3.1-8B")
-    fake_adapter(tmp_path, "Llama-3.1-8B-Instruct_chat_r16", "meta-llama/Llama-3.1-8B-Instruct")  # the latest
+    llama = fake_adapter(tmp_path, "Llama-3.1-8B_plain_r16", LLAMA_BASE)
+    fake_adapter(tmp_path, "Llama-3.1-8B-Instruct_chat_r16", LLAMA_INSTRUCT)  # the latest
     lines = []
-    assert training.find_adapter(tmp_path, "unsloth/Meta-Llama-3.1-8B", log=lines.append) == llama  # a mirror
+    assert training.find_adapter(tmp_path, LLAMA_BASE_UNGATED, log=lines.append) == llama  # a mirror
     assert "for another model" in lines[0]
     with pytest.raises(CourseError) as info:
         training.find_adapter(tmp_path, "Qwen/Qwen2.5-7B", log=lines.append)
     assert info.value.key == "adapter_base_mismatch"
     with pytest.raises(CourseError) as info:
-        training.find_adapter(tmp_path / "empty", "meta-llama/Llama-3.1-8B")
+        training.find_adapter(tmp_path / "empty", LLAMA_BASE)
     assert info.value.key == "missing_adapter"
 
 
 def test_saving_the_same_run_again_replaces_only_that_folder(tmp_path):
-    other = fake_adapter(tmp_path, "run-a", "offline:tiny-random-llama3")
-    fake_adapter(tmp_path, "run-b", "offline:tiny-random-llama3", steps=2)
-    again = fake_adapter(tmp_path, "run-b", "offline:tiny-random-llama3", steps=4)  # resumed and finished
+    other = fake_adapter(tmp_path, "run-a", TINY_LLAMA)
+    fake_adapter(tmp_path, "run-b", TINY_LLAMA, steps=2)
+    again = fake_adapter(tmp_path, "run-b", TINY_LLAMA, steps=4)  # resumed and finished
     assert training.training_log(again)["steps"] == 4 and (other / "adapter_config.json").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.json", "run-a", "run-b"]  # nothing left over
 
 
 def test_an_adapter_in_the_old_single_folder_is_still_found(tmp_path):
-    (tmp_path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "/x/tiny-random-llama3"}))
-    assert training.find_adapter(tmp_path, "offline:tiny-random-llama3", log=lambda line: None) == tmp_path
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "/x/" + TINY_LLAMA.split(":")[-1]}))
+    assert training.find_adapter(tmp_path, TINY_LLAMA, log=lambda line: None) == tmp_path
 
 
 def test_expected_longest_row_of_a_batch_matches_a_simulation():
