@@ -80,7 +80,7 @@ def format_label_mask(rows: list[tuple[str, bool]]) -> str:
 
 @dataclass
 class Budget:
-    """Predicted peak memory (GB = 10^9 bytes, as ``memory`` measures) and minutes (``tokens`` padded)."""
+    """Predicted peak memory (GB = 10^9 bytes, as ``environment`` measures) and minutes (``tokens`` padded)."""
 
     weights_gb: float
     lora_and_optimizer_gb: float
