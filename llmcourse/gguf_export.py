@@ -1,12 +1,6 @@
-"""GGUF, the file format of llama.cpp: convert the merged model with llama.cpp's own converter.
-
-No converter is written here. llama.cpp's ``convert_hf_to_gguf.py`` (pure Python, with its ``gguf-py`` and
-``conversion/`` folders) ships inside the source distribution of ``llama-cpp-python`` on PyPI: :func:`fetch_converter`
-downloads that (about 75 MB) and unpacks only the converter, which writes ``f16``, ``bf16`` or ``q8_0`` files by
-itself. Smaller quantizations (``Q4_K_M``) and running the file need the compiled llama.cpp, which PyPI offers only
-as source to compile (more than 15 minutes on a 2-core machine, measured): :func:`llama_cpp_commands` prints the
-commands for a machine that has a compiler.
-"""
+"""GGUF, llama.cpp's file format, written by llama.cpp's own ``convert_hf_to_gguf.py`` (``f16``, ``bf16``, ``q8_0``).
+``Q4_K_M`` and running the file need the compiled llama.cpp (PyPI has only source: over 15 minutes to build on 2
+cores, measured): :func:`llama_cpp_commands` prints the commands for a machine with a compiler."""
 
 from __future__ import annotations
 
@@ -25,7 +19,7 @@ CONVERTER_PARTS = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/")
 
 
 def fetch_converter() -> Path:
-    """Download ``llama-cpp-python``'s source from PyPI and unpack llama.cpp's converter (once)."""
+    """Download ``llama-cpp-python``'s source from PyPI (75 MB; it vendors llama.cpp) and unpack the converter, once."""
     target = cache_dir() / "llama.cpp"
     if (target / CONVERTER_PARTS[0]).exists():
         return target / CONVERTER_PARTS[0]

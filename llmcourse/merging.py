@@ -1,11 +1,6 @@
-"""Merge a LoRA adapter into its base model one safetensors shard at a time, within a free Colab's RAM.
-
-Loading Llama 3.1 8B in 16-bit to call ``merge_and_unload()`` needs ~16 GB of RAM (a free Colab has ~12.7 GB),
-and ``merge_and_unload()`` on the 4-bit model is lossy (the merged weights are rounded back to 4-bit).
-:func:`merge_adapter_into_shards` streams the base checkpoint instead: for each shard it adds ``scale * B @ A``
-to every weight the adapter changes (in fp32), writes the merged shard in the base's dtype and drops it before
-the next one. Peak RAM: about one shard plus the adapter. The output is written whole or not at all.
-"""
+"""Merge a LoRA adapter into its base model one safetensors shard at a time, within a free Colab's RAM (pitfall 8):
+each shard gets ``scale * B @ A`` added (in fp32) to the weights the adapter changes, is written in the base's
+dtype and dropped before the next. Peak RAM: about one shard plus the adapter."""
 
 from __future__ import annotations
 

