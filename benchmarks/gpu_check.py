@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
 import random
 import sys
 import tempfile
@@ -44,10 +43,18 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from llmcourse import prompts  # noqa: E402
+from llmcourse.data import HUB_DATASET, split_size  # noqa: E402
 from llmcourse.environment import free_memory, peak_memory_gb, reset_peak_memory  # noqa: E402
+from llmcourse.evaluation import library_versions  # noqa: E402
 from llmcourse.generation import generate_batched  # noqa: E402
+from llmcourse.model_loading import COURSE_QUANTIZATION  # noqa: E402
 from llmcourse.profiles import PROFILES, torch_dtype  # noqa: E402
-from llmcourse.training import keep_trainable_weights_in_fp32, parameter_split, predict_budget  # noqa: E402
+from llmcourse.training import (  # noqa: E402
+    keep_trainable_weights_in_fp32,
+    parameter_split,
+    predict_budget,
+    steps_for,
+)
 
 GSM8K = ROOT.parent / "shared" / "data" / "gsm8k"
 LLAMA31_8B = dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
@@ -81,18 +88,6 @@ class Report:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text(json.dumps(self.data, indent=2) + "\n")
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {"python": platform.python_version()}
-    for name in ("torch", "transformers", "bitsandbytes", "peft", "accelerate"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "-"
-    return found
 
 
 def _draw(percentiles: list[int], rng: random.Random) -> int:
@@ -176,16 +171,15 @@ def build_random_checkpoint(folder: Path, shape: dict, tokenizer) -> Path:
     return folder
 
 
-def load_nf4(folder: Path, compute_dtype: torch.dtype):
-    """As notebook 01 loads the model (the t4 and ampere profiles' settings)."""
+def load_nf4(folder: Path, profile_name: str):
+    """As notebook 01 loads the model, in the profile's compute dtype (fp32 without a GPU)."""
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
+    compute_dtype = torch_dtype(PROFILES[profile_name].compute_dtype) if torch.cuda.is_available() else torch.float32
     started = time.perf_counter()
     model = AutoModelForCausalLM.from_pretrained(
         folder,
-        quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                               bnb_4bit_use_double_quant=True,
-                                               bnb_4bit_compute_dtype=compute_dtype),
+        quantization_config=BitsAndBytesConfig(**COURSE_QUANTIZATION, bnb_4bit_compute_dtype=compute_dtype),
         dtype=compute_dtype,
         device_map="auto" if torch.cuda.is_available() else "cpu",
     )
@@ -251,7 +245,8 @@ def training_check(model, tokenizer, profile_name: str, steps: int, rows: list[d
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     quantized, other = parameter_split(model)
     lengths = [len(r["input_ids"]) for r in rows]
-    planned_steps = profile.max_steps if profile.max_steps > 0 else -(-7473 // (profile.batch_size * profile.grad_accum))
+    planned_steps = steps_for(min(profile.train_size or 10**9, split_size(HUB_DATASET, "train")), profile.batch_size,
+                              profile.grad_accum, profile.max_steps)
     compute_dtype = torch_dtype(profile.compute_dtype) if on_gpu else torch.float32
     budget = predict_budget(
         quantized_params=quantized, other_params=other, other_bytes=compute_dtype.itemsize,
@@ -317,7 +312,7 @@ def main(argv=None) -> int:
     tokenizer = llama3_tokenizer()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     report = Report(args.out, device=gpu or "cpu", shape="tiny" if args.tiny else "Llama-3.1-8B",
-                    versions=_versions(), started=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                    versions=library_versions(), started=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                     carries_over="peak memory (same weights, kernels and batch shapes as on a T4 / L4); "
                                  "not speed: tokens/s are this GPU's")
     t4 = PROFILES["t4"]
@@ -330,8 +325,7 @@ def main(argv=None) -> int:
         folder = build_random_checkpoint(Path(tmp) / "random-llama", TINY if args.tiny else LLAMA31_8B, tokenizer)
         report.stage("build", {"seconds": round(time.perf_counter() - started, 1)})
 
-        fp16 = torch.float16 if gpu else torch.float32
-        model, load_s = load_nf4(folder, fp16)
+        model, load_s = load_nf4(folder, "t4")
         texts, source = eval_prompts(questions, rng)
         figures = generation_check(model, tokenizer, texts, batch, new_tokens)
         report.stage("generation_t4", {"load_seconds": round(load_s, 1), "prompts_from": source, **figures})
@@ -342,7 +336,7 @@ def main(argv=None) -> int:
         del model
         free_memory()
 
-        model, load_s = load_nf4(folder, torch.bfloat16 if gpu else torch.float32)
+        model, load_s = load_nf4(folder, "ampere")
         rows, source = train_rows(tokenizer, row_count["ampere"], rng)
         figures = training_check(model, tokenizer, "ampere", steps, rows, source, max_length["ampere"], args.tiny)
         report.stage("training_ampere", {"load_seconds": round(load_s, 1), **figures})

