@@ -1,7 +1,5 @@
-"""What is installed and what the machine has (packages, GPU, RAM, disk, Drive), and the preflight check.
-
-One unit for every memory and disk figure of the course: GB = 10^9 bytes. (nvidia-smi and Colab's gauges show
-GiB = 2^30 bytes: Colab's "12.7 GB" of RAM is 13.6 GB here, a T4's "15 GB" is 15.8 GB.)"""
+"""What is installed and what the machine has (packages, GPU, RAM, disk, Drive), and the preflight check. GB = 10^9
+bytes throughout (nvidia-smi and Colab show GiB = 2^30 bytes: Colab's "12.7 GB" of RAM is 13.6 GB here)."""
 
 from __future__ import annotations
 
@@ -10,6 +8,7 @@ import os
 import platform
 import shutil
 import sys
+import textwrap
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -44,10 +43,8 @@ OK, BAD, INFO = "✓", "✗", "·"
 
 
 def requirements_pins(path: str | os.PathLike[str] | None = None) -> dict[str, str]:
-    """``{name: version}`` for each ``name==version`` line of a requirements file whose marker holds here.
-
-    Without a path: the checkout's requirements.txt, or (installed from git on Colab) the installed
-    package's own declared dependencies, which pyproject.toml reads from that same file."""
+    """``{name: version}`` for each ``name==version`` line (marker holding here) of a requirements file; without a
+    path: the checkout's requirements.txt, else (installed from git) the package's dependencies, read from it."""
     if path is None and not REQUIREMENTS.is_file():
         from importlib.metadata import requires
 
@@ -133,7 +130,6 @@ NO_GPU = GpuInfo()
 
 
 def detect_gpu() -> GpuInfo:
-    """Name, compute capability and memory (GB) of GPU 0, from torch."""
     import torch
 
     if not torch.cuda.is_available():
@@ -143,14 +139,12 @@ def detect_gpu() -> GpuInfo:
 
 
 def ram_gb() -> float:
-    """Total RAM of the machine, in GB."""
     import psutil  # installed with accelerate
 
     return psutil.virtual_memory().total / GB
 
 
-def process_ram_gb() -> float:
-    """RAM used by this Python process now (resident set size), in GB."""
+def process_ram_gb() -> float:  # the resident set size of this Python process
     import psutil
 
     return psutil.Process().memory_info().rss / GB
@@ -226,33 +220,30 @@ def out_of_memory_advice(stage: str, batch_size: int) -> Iterator[None]:
     raise error
 
 
-class PeakRSS:  # the process's RSS before a block and at its highest inside it, in GB
-    def __init__(self) -> None:
+class track_peak_rss:
+    """``with track_peak_rss() as rss:`` then ``rss.start_gb``, ``rss.peak_gb``: the process's RSS (GB) before the block
+    and at its highest inside it, sampled every ``interval`` s (``rss.sample()`` where you expect a peak, too)."""
+
+    def __init__(self, interval: float = 0.005) -> None:
         self.start_gb = self.peak_gb = process_ram_gb()
+        self._stop, self._interval = threading.Event(), interval
+        self._thread = threading.Thread(target=self._watch, daemon=True)
 
-    def sample(self) -> float:
-        """Read the RSS now (also call it where you expect a peak: a sampler can miss one)."""
-        self.peak_gb = max(self.peak_gb, now := process_ram_gb())
-        return now
+    def _watch(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.sample()
 
+    def sample(self) -> None:
+        self.peak_gb = max(self.peak_gb, process_ram_gb())
 
-@contextmanager
-def track_peak_rss(interval: float = 0.005) -> Iterator[PeakRSS]:
-    """``with track_peak_rss() as rss:`` then ``rss.start_gb``, ``rss.peak_gb`` (sampled every ``interval`` s)."""
-    rss, stop = PeakRSS(), threading.Event()
+    def __enter__(self) -> track_peak_rss:
+        self._thread.start()
+        return self
 
-    def watch() -> None:
-        while not stop.wait(interval):
-            rss.sample()
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    try:
-        yield rss
-    finally:
-        stop.set()
-        thread.join()
-        rss.sample()
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
 
 
 # --- where the series keeps what one notebook hands to the next ------------------------------------------
@@ -264,16 +255,14 @@ def on_colab() -> bool:
 
 def mount_drive() -> bool:
     """Mount Google Drive on Colab (asks the learner once); False elsewhere or if they decline."""
-    if not on_colab() or DRIVE_ROOT.is_dir():
-        return DRIVE_ROOT.is_dir() and on_colab()
-    try:
-        from google.colab import drive  # type: ignore[import-not-found]
+    if on_colab() and not DRIVE_ROOT.is_dir():
+        try:
+            from google.colab import drive  # type: ignore[import-not-found]
 
-        drive.mount(str(DRIVE_ROOT.parent))
-    except Exception as err:  # declined, or a Colab hiccup: carry on with local storage
-        print(f"Google Drive not mounted ({err}); results stay in this runtime only.")
-        return False
-    return DRIVE_ROOT.is_dir()
+            drive.mount(str(DRIVE_ROOT.parent))
+        except Exception as err:  # declined, or a Colab hiccup: carry on with local storage
+            print(f"Google Drive not mounted ({err}); results stay in this runtime only.")
+    return on_colab() and DRIVE_ROOT.is_dir()
 
 
 def course_home(profile: str | None = None) -> Path:
@@ -292,18 +281,16 @@ def course_folder(profile: str, name: str) -> Path:
 
 
 def save_pretrained_whole(folder: Path, *objects, before_rename=None) -> Path:
-    """``save_pretrained`` of each object into ``folder.partial``, renamed ``folder`` when complete (a disconnect never
-    leaves a half folder under the final name). ``before_rename(path)`` may still edit the files."""
-    folder = Path(folder)
-    partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    for obj in objects:
-        obj.save_pretrained(partial)
-    if before_rename is not None:
-        before_rename(partial)
-    shutil.rmtree(folder, ignore_errors=True)
-    partial.rename(folder)
-    return folder
+    """``save_pretrained`` of each object into ``folder``, whole or not at all (``results.write_whole``);
+    ``before_rename(path)`` may still edit the files."""
+    from llmcourse.results import write_whole
+
+    with write_whole(folder) as partial:
+        for obj in objects:
+            obj.save_pretrained(partial)
+        if before_rename is not None:
+            before_rename(partial)
+    return Path(folder)
 
 
 # --- the preflight: everything above, checked before the first big download --------------------------------
@@ -363,10 +350,9 @@ def run_preflight(profile, requirements: str | os.PathLike[str] | None = REQUIRE
              "restart the runtime before merging the adapter")
 
     needed = DISK_NEEDED_GB.get(profile.name, 2.0) if needed_disk_gb is None else needed_disk_gb
-    if report.free_disk_gb < needed:  # before the download rather than when it fails at 90 %
-        say(BAD, f"disk: {report.free_disk_gb:.1f} GB free, about {needed:.0f} GB needed")
-        check_disk(disk_path, needed)
-    say(OK, f"disk: {report.free_disk_gb:.1f} GB free (about {needed:g} GB needed)")
+    free = report.free_disk_gb
+    say(OK if free >= needed else BAD, f"disk: {free:.1f} GB free (about {needed:g} GB needed)")
+    check_disk(disk_path, needed)  # before the download rather than when it fails at 90 %
 
     if requirements is not None and Path(requirements).is_file():
         report.pins = requirements_pins(requirements)
@@ -380,12 +366,11 @@ def run_preflight(profile, requirements: str | os.PathLike[str] | None = REQUIRE
     for problem in report.mismatches:
         say(BAD, problem)
     if report.mismatches:
-        for line in str(CourseError("version_mismatch", packages="; ".join(report.mismatches))).splitlines():
-            print_fn(f"    {line}")
+        print_fn(textwrap.indent(str(CourseError("version_mismatch", packages="; ".join(report.mismatches))), "    "))
 
-    if not (profile.uses_gpu if token_check is None else token_check) or is_local_model(profile.model_id):
-        why = "local model" if is_local_model(profile.model_id) else "not needed here"
-        say(OK, f"HF token and model access: not checked ({why})")
+    local = is_local_model(profile.model_id)
+    if local or not (profile.uses_gpu if token_check is None else token_check):
+        say(OK, f"HF token and model access: not checked ({'local model' if local else 'not needed here'})")
         return report
     token, source = read_hf_token_with_source(env, colab_userdata)
     report.token = mask_token(token)

@@ -403,7 +403,7 @@ def test_course_folder_creates_the_subfolder_and_keeps_contents(home, name):
 def test_without_course_home_drive_when_mounted_else_repo_outputs(monkeypatch, tmp_path):
     monkeypatch.delenv("COURSE_HOME", raising=False)
     monkeypatch.setattr(environment, "DRIVE_ROOT", tmp_path / "no-drive")
-    monkeypatch.setattr(environment, "REPO_ROOT", tmp_path / "repo")
+    monkeypatch.setattr(environment, "WORK_ROOT", tmp_path / "repo")
     assert environment.course_home("cpu") == tmp_path / "repo" / "outputs" / "cpu"
     monkeypatch.setattr(environment, "DRIVE_ROOT", tmp_path / "repo")
     assert environment.course_home("t4") == tmp_path / "repo" / environment.DRIVE_FOLDER / "t4"
