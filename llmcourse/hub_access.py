@@ -14,9 +14,6 @@ from typing import Any
 from llmcourse.profiles import LLAMA_BASE_UNGATED, SAME_WEIGHTS
 from llmcourse.troubleshooting import CourseError
 
-TOKEN_ENV_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
-OFFLINE_PREFIX = "offline:"
-
 
 def read_hf_token_with_source(env: Mapping[str, str] | None = None,
                               colab_userdata: Any | None = None) -> tuple[str | None, str]:
@@ -31,7 +28,7 @@ def read_hf_token_with_source(env: Mapping[str, str] | None = None,
 
 
 def read_hf_token(env: Mapping[str, str] | None = None, colab_userdata: Any | None = None) -> str | None:
-    """The Hugging Face token (whitespace stripped, empty counts as none), as ``read_hf_token_with_source``."""
+    """The token alone (whitespace stripped, empty counts as none), as ``read_hf_token_with_source``."""
     return read_hf_token_with_source(env, colab_userdata)[0]
 
 
@@ -62,7 +59,7 @@ def _find_token(env: Mapping[str, str], userdata: Any | None) -> tuple[str | Non
                         "switch it on in the key icon panel")
         if token:
             return token, "Colab Secrets"
-    for name in TOKEN_ENV_VARS:
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
         if token := _clean(env.get(name)):
             return token, f"${name}"
     try:  # read here so that no call ever has to pass token=None
@@ -95,7 +92,7 @@ class AccessReport:  # whether model_id can be read with the token
 
 def is_local_model(model_id: str) -> bool:
     """A folder on disk or a model built locally (``offline:...``): no Hub access is needed."""
-    return model_id.startswith(OFFLINE_PREFIX) or os.path.isdir(model_id)
+    return model_id.startswith("offline:") or os.path.isdir(model_id)
 
 
 def _status_code(exc: BaseException) -> int | None:

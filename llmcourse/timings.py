@@ -102,12 +102,11 @@ def gpu_steps(notebook: str, gpu: str) -> dict[str, float]:
     elif notebook == "03":
         train_rows = min(p.train_size or 10**9, split_size(HUB_DATASET, "train"))
         count = steps_for(train_rows, p.batch_size, p.grad_accum, p.max_steps)
-        steps["training"] = training_minutes(gpu, p.batch_size * p.grad_accum, count,
-                                             GSM8K_TRAIN_LONGEST[p.batch_size])
+        steps["training"] = training_minutes(gpu, p.batch_size * p.grad_accum, count, GSM8K_TRAIN_LONGEST[p.batch_size])
         steps["probe"] = generation_minutes(gpu, 8, 8, p.max_new_tokens)
     elif notebook == "04":
-        steps["evaluation"] = generation_minutes(gpu, p.eval_size, p.eval_batch_size,
-                                                 GSM8K_ANSWER_LONGEST[p.eval_batch_size])
+        longest = GSM8K_ANSWER_LONGEST[p.eval_batch_size]
+        steps["evaluation"] = generation_minutes(gpu, p.eval_size, p.eval_batch_size, longest)
     elif notebook == "05":  # two answers, one at a time (fine-tuned, then base), then the merge
         steps.update(chat=2 * generation_minutes(gpu, 1, 1, p.max_new_tokens), merge=STEPS["merge shard by shard"])
     return steps
