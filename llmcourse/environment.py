@@ -36,7 +36,7 @@ DRIVE_FOLDER = "llm-reasoning-course"
 DISK_NEEDED_GB = {"t4": 20.0, "ampere": 20.0, "cpu": 2.0, "smoke": 0.5}
 # Below these a GPU profile still runs, with advice: a T4 has 15.8 GB, a free Colab 13.6 GB of RAM.
 ADVISED_GPU_GB, ADVISED_RAM_GB = 15.0, 13.0
-OK, BAD, INFO = "✓", "✗", "·"
+OK, BAD = "✓", "✗"
 
 
 # --- packages (pitfall 10: a package imported before pip upgraded it stays old in the running kernel) ---
@@ -126,14 +126,11 @@ class GpuInfo(NamedTuple):  # GPU 0; name None: there is none
         return f"{self.name}, compute capability {'.'.join(map(str, self.capability))}, {self.memory_gb:.1f} GB"
 
 
-NO_GPU = GpuInfo()
-
-
 def detect_gpu() -> GpuInfo:
     import torch
 
     if not torch.cuda.is_available():
-        return NO_GPU
+        return GpuInfo()
     props = torch.cuda.get_device_properties(0)
     return GpuInfo(props.name, (props.major, props.minor), props.total_memory / GB)
 
@@ -311,14 +308,15 @@ class PreflightReport:  # what the preflight found
     warnings: list[str] = field(default_factory=list)
 
 
-def run_preflight(profile, requirements: str | os.PathLike[str] | None = REQUIREMENTS, token_check: bool | None = None,
+def run_preflight(profile, requirements: str | os.PathLike[str] | None = None, token_check: bool | None = None,
                   print_fn: Callable[[str], Any] = print, gpu_info: GpuInfo | None = None, api: Any | None = None,
                   env: Mapping[str, str] | None = None, colab_userdata: Any | None = None,
                   disk_path: str | os.PathLike[str] = ".", needed_disk_gb: float | None = None) -> PreflightReport:
     """Check GPU, RAM, disk, package versions and Hub access for ``profile``, one printed line per item. Raises
     ``CourseError`` for what would make the next cells fail (``no_gpu``, ``low_disk``, Hub access); version
     mismatches and a small GPU or RAM print advice and go on. ``token_check``: None checks the token on GPU
-    profiles only (the cpu and smoke tracks work offline). ``gpu_info``, ``api``, ``env``... are for tests."""
+    profiles only (the cpu and smoke tracks work offline). ``requirements``: as ``requirements_pins``; ``gpu_info``,
+    ``api``, ``env``... are for tests."""
 
     def say(mark: str, text: str) -> None:
         print_fn(f"  {mark} {text}")
@@ -354,10 +352,7 @@ def run_preflight(profile, requirements: str | os.PathLike[str] | None = REQUIRE
     say(OK if free >= needed else BAD, f"disk: {free:.1f} GB free (about {needed:g} GB needed)")
     check_disk(disk_path, needed)  # before the download rather than when it fails at 90 %
 
-    if requirements is not None and Path(requirements).is_file():
-        report.pins = requirements_pins(requirements)
-    elif requirements is not None:
-        say(INFO, f"requirements: {requirements} not found, versions not compared with the pins")
+    report.pins = requirements_pins(requirements)
     names = list(dict.fromkeys(["torch", *report.pins]))
     report.versions = installed_versions(names)
     report.mismatches = version_problems(report.pins, report.versions, stale_imports(names=names))

@@ -11,7 +11,6 @@ from huggingface_hub.errors import GatedRepoError
 
 from llmcourse import environment
 from llmcourse.environment import (
-    NO_GPU,
     PACKAGES,
     GpuInfo,
     PreflightReport,
@@ -29,6 +28,7 @@ from llmcourse.troubleshooting import CourseError
 
 TOKEN = "hf_" + "Zq7" * 11 + "wxyz"  # built at runtime: no token-like literal in the repository
 T4 = GpuInfo("Tesla T4", (7, 5), 15.8)
+NO_GPU = GpuInfo()
 
 
 class FakeResponse:
@@ -55,7 +55,6 @@ class NoSecrets:
 
 
 def preflight_with(profile, lines, **kwargs):
-    kwargs.setdefault("requirements", None)
     kwargs.setdefault("colab_userdata", NoSecrets())
     return run_preflight(profile, print_fn=lines.append, **kwargs)
 
@@ -179,7 +178,7 @@ def test_gpu_profile_checks_access_and_never_prints_the_token(tmp_path):
     assert report.mismatches == [] and report.versions["pytest"] == pytest.__version__
     assert "torch" in report.versions  # shown even when not pinned
     assert "✓ GPU: Tesla T4, compute capability 7.5, 15.8 GB" in printed
-    assert all(line.startswith(("Preflight", "  ✓", "  ✗", "  ·", "    ")) for line in lines)
+    assert all(line.startswith(("Preflight", "  ✓", "  ✗", "    ")) for line in lines)
 
 
 def test_no_token_for_gated_model():
@@ -215,10 +214,9 @@ def test_version_mismatch_prints_advice_but_goes_on(tmp_path):
     assert "✗ pytest" in printed
 
 
-def test_missing_requirements_file_is_not_fatal(tmp_path):
-    lines: list[str] = []
-    report = preflight_with(PROFILES["cpu"], lines, gpu_info=NO_GPU, requirements=tmp_path / "nope.txt")
-    assert report.pins == {} and "torch" in report.versions
+def test_by_default_the_preflight_compares_with_the_course_pins():
+    report = preflight_with(PROFILES["cpu"], [], gpu_info=NO_GPU)
+    assert report.pins == requirements_pins() and "torch" in report.versions
 
 
 def test_low_disk_stops_before_the_download(tmp_path):
