@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,15 +55,6 @@ def manifest_mismatch(folder: Path, wanted: dict) -> str | None:
     return None
 
 
-@dataclass
-class LoadInfo:
-    source: str  # where the weights came from: the Drive copy's folder or a Hub id / local folder
-    from_copy: bool
-    seconds: float
-    saved_to: Path | None = None
-    why_not_copy: str | None = None
-
-
 def _device_map() -> str:
     import torch
 
@@ -85,11 +75,11 @@ def load_prequantized(source: str, compute_dtype, token: str | bool | None = Non
                                                 token=token)
 
 
-def load_4bit_model(model_id: str, bnb_config, compute_dtype, copy_folder: Path | None = None, save_copy: bool = False,
+def load_4bit_model(model_id: str, bnb_config, compute_dtype, copy_folder: Path | None = None,
                     print_fn: Callable[[str], Any] = print):
-    """``(model, tokenizer, LoadInfo)``: the 4-bit model from the saved copy in ``copy_folder`` when it matches, else
-    from ``model_id`` (Hub or offline copy, with the token; ``save_copy`` then saves it there). Says where it loaded
-    from and how long it took."""
+    """``(model, tokenizer, why_not_copy)``: the 4-bit model from the saved copy in ``copy_folder`` when it matches
+    (``why_not_copy`` None), else from ``model_id`` (Hub or offline copy, with the token). Says where it loaded from
+    and how long it took."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from llmcourse.hub_access import download_token
@@ -107,21 +97,17 @@ def load_4bit_model(model_id: str, bnb_config, compute_dtype, copy_folder: Path 
             # Named as if loaded from the Hub: adapters and results record the base model, not this folder.
             model.config.name_or_path = model.name_or_path = resolve_model(model_id) if model_id.startswith(
                 "offline:") else model_id
-            info = LoadInfo(str(copy_folder), True, time.perf_counter() - started)
-            print_fn(f"Loaded the 4-bit copy of {model_id} from {copy_folder} in {info.seconds:.0f} s "
-                     "(no download, no quantization).")
-            return model, tokenizer, info
+            print_fn(f"Loaded the 4-bit copy of {model_id} from {copy_folder} in {time.perf_counter() - started:.0f} "
+                     "s (no download, no quantization).")
+            return model, tokenizer, None
     print_fn(f"Loading {model_id} and quantizing it to 4-bit ({why}).")
     source, token = resolve_model(model_id), download_token(model_id)
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(source, token=token)
     model = AutoModelForCausalLM.from_pretrained(source, quantization_config=bnb_config, dtype=compute_dtype,
                                                  device_map=_device_map(), token=token)
-    info = LoadInfo(source, False, time.perf_counter() - started, why_not_copy=why)
-    print_fn(f"Downloaded (or read from the cache) and quantized {model_id} in {info.seconds:.0f} s.")
-    if save_copy and copy_folder is not None:
-        info.saved_to = keep_quantized_copy(model, tokenizer, copy_folder, model_id, bnb_config, print_fn)
-    return model, tokenizer, info
+    print_fn(f"Downloaded (or read from the cache) and quantized {model_id} in {time.perf_counter() - started:.0f} s.")
+    return model, tokenizer, why
 
 
 def keep_quantized_copy(model, tokenizer, folder: Path | None, model_id: str, bnb_config,

@@ -11,7 +11,7 @@ from typing import Any
 
 from llmcourse.data import HUB_DATASET
 from llmcourse.evaluation import EvalRun
-from llmcourse.hub_access import _status_code, course_error_from_hub, mask_token
+from llmcourse.hub_access import course_error_from_hub, mask_token
 from llmcourse.merging import lora_scale
 from llmcourse.profiles import LLAMA_BASE, LLAMA_INSTRUCT, SAME_WEIGHTS, SMOLLM2
 from llmcourse.results import compare
@@ -53,10 +53,10 @@ def model_card(before: EvalRun, after: EvalRun, adapter_config: dict, training_l
     if log:
         training.append(f"- {log.get('steps')} optimizer steps on {log.get('train_rows')} training rows "
                         f"(profile {log.get('profile')})")
-    if log.get("minutes_measured") is not None:
-        training.append(f"- training time: {log['minutes_measured']:.1f} min measured")
-    if log.get("peak_gb_measured") is not None:
-        training.append(f"- peak GPU memory: {log['peak_gb_measured']:.2f} GB measured")
+    for key, line in (("minutes_measured", "- training time: {:.1f} min measured"),
+                      ("peak_gb_measured", "- peak GPU memory: {:.2f} GB measured")):
+        if log.get(key) is not None:
+            training.append(line.format(log[key]))
     training = "\n".join(training)
     datasets = f"datasets:\n- {dataset_tag}\n" if dataset_tag else ""
     return f"""---
@@ -143,7 +143,7 @@ def repo_id_for(name: str, username: str) -> str:
 
 def check_write_token(token: str | None, saved_at: Path, api: Any | None = None) -> str:
     """The account name, after checking (``whoami``, one small request) that ``token`` may write: ``hub_write_token``
-    for no token or a read-only one, :func:`push_error`'s for a failure. ``api``: for tests, anything with ``whoami()``."""
+    for no token or a read-only one, :func:`hub_push_errors`'s for a failure. ``api``: for tests, anything with ``whoami()``."""
     if not token:
         raise CourseError("hub_write_token", "no token found", reason="none found", saved_at=saved_at)
     if api is None:
@@ -158,32 +158,14 @@ def check_write_token(token: str | None, saved_at: Path, api: Any | None = None)
     return info["name"]
 
 
-def push_error(exc: BaseException, repo_id: str, token: str | None, saved_at: Path) -> CourseError | None:
-    """The ``CourseError`` for a failed upload (looking through wrapped causes), or None if it is not one: the
-    Hub's errors as ``hub_access.course_error_from_hub`` reads them, plus what only an upload meets (a taken name,
-    HTTP 409; a name the Hub's rules refuse)."""
-    from huggingface_hub.errors import HFValidationError
-
-    error = course_error_from_hub(exc, repo_id, token, saved_at=saved_at)
-    if error is not None:
-        return error
-    values = {"repo_id": repo_id, "saved_at": saved_at}
-    seen, current = set(), exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, HFValidationError) or _status_code(current) == 409:
-            return CourseError("hub_repo_name", str(current).splitlines()[0], **values)
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
-
-
 @contextmanager
 def hub_push_errors(repo_id: str, token: str | None, saved_at: Path) -> Iterator[None]:
-    """Turn a failed upload inside the block into a ``CourseError`` that says what to do."""
+    """Turn a failed upload inside the block into a ``CourseError`` that says what to do (a taken or refused name,
+    a token that may not write, no network: ``hub_access.course_error_from_hub`` with ``saved_at``)."""
     try:
         yield
     except Exception as exc:
-        error = push_error(exc, repo_id, token, saved_at)
+        error = course_error_from_hub(exc, repo_id, token, saved_at=saved_at)
         if error is None:
             raise
         raise error from exc
