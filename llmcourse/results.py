@@ -25,9 +25,8 @@ MADE_BY = {"before": "notebook 02 (02_dataset_and_baseline)", "after": "notebook
 
 @contextmanager
 def write_whole(path: Path) -> Iterator[Path]:
-    """``with write_whole(path) as partial:`` write a file or folder at ``partial`` (``<path>.partial``); when the
-    block ends, it takes the name ``path`` (``os.replace``), so readers (and a runtime that disconnects) only ever
-    see the earlier ``path`` or the complete new one. On any error ``partial`` is removed and ``path`` untouched."""
+    """``with write_whole(path) as partial:`` write a file or folder at ``partial``; it takes the name ``path`` when
+    the block ends, so readers only ever see the earlier ``path`` or the complete new one (on an error: the old)."""
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
 
@@ -55,8 +54,7 @@ def write_text_atomic(path: Path, text: str) -> Path:
 
 
 def save_run(run: EvalRun, results_dir: Path) -> Path:
-    """Write ``<label>_<time>.jsonl`` then ``<label>_<time>.json`` (the summary ``load_latest`` looks for) and
-    return the summary's path. A failure leaves neither: the earlier runs beside them stay as they were."""
+    """Write ``<label>_<time>.jsonl`` then ``<label>_<time>.json`` (the summary, returned); a failure leaves neither."""
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{run.settings.label}_{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
@@ -163,11 +161,12 @@ def check_same_model(before: EvalRun, model_id: str) -> None:
 def compare(before: EvalRun, after: EvalRun) -> tuple[PairedResult, list[dict], list[dict]]:
     """The paired test on strict correctness and the questions that flipped each way (fixed, broken)."""
     check_comparable(before, after)
-    paired = paired_comparison([r["strict_correct"] for r in before.records], [r["strict_correct"] for r in after.records])
+    paired = paired_comparison(*([r["strict_correct"] for r in run.records] for run in (before, after)))
     fixed, broken = [], []
     for b, a in zip(before.records, after.records, strict=True):
         if a["strict_correct"] != b["strict_correct"]:
             (fixed if a["strict_correct"] else broken).append(
                 {"id": b["id"], "question": b.get("question", ""), "gold": b["gold"], "before": b["output"],
-                 "after": a["output"], "before_flexible": b["flexible_correct"], "after_flexible": a["flexible_correct"]})
+                 "after": a["output"], "before_flexible": b["flexible_correct"],
+                 "after_flexible": a["flexible_correct"]})
     return paired, fixed, broken

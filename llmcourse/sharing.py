@@ -20,7 +20,8 @@ from llmcourse.troubleshooting import CourseError
 DEFAULT_REPO_NAME = "llama31-gsm8k-lora"
 _LLAMA = ("llama3.1", 'Llama 3.1 Community License (https://www.llama.com/llama3_1/license/); "Built with Llama"')
 # The licence each base model comes under (the adapter is a derivative of it), with the Hub's metadata tag for it.
-BASE_LICENCES = {LLAMA_BASE: _LLAMA, LLAMA_INSTRUCT: _LLAMA, SMOLLM2: ("apache-2.0", "Apache-2.0 (SmolLM2 by Hugging Face)")}
+BASE_LICENCES = {LLAMA_BASE: _LLAMA, LLAMA_INSTRUCT: _LLAMA,
+                 SMOLLM2: ("apache-2.0", "Apache-2.0 (SmolLM2 by Hugging Face)")}
 DATASETS = {
     HUB_DATASET: (HUB_DATASET, "GSM8K (MIT licence, https://github.com/openai/grade-school-math)"),
     "local": (None, "the course's own GSM8K-style dataset in data/ (CC0-1.0, made by data/make_dataset.py)"),
@@ -37,13 +38,13 @@ def _row(name: str, run: EvalRun) -> str:
 
 def model_card(before: EvalRun, after: EvalRun, adapter_config: dict, training_log: dict | None,
                repo_id: str, hardware: str) -> str:
-    """The adapter's model card (Markdown with the Hub's YAML metadata), from the run's own files: ``before`` /
-    ``after`` are notebook 02's and 04's results (``results.load_latest``), compared with notebook 04's paired
-    test; ``training_log`` is notebook 03's ``training_log.json``."""
+    """The adapter's model card (Markdown, the Hub's YAML metadata) from notebook 02's and 04's results, compared
+    with notebook 04's paired test, and notebook 03's ``training_log.json``."""
     paired, _, _ = compare(before, after)
     run, model_id, config, log = before.settings, before.settings.model_id, adapter_config, training_log or {}
     # an ungated mirror comes under the licence of the weights it copies
-    licence_tag, licence = BASE_LICENCES.get(SAME_WEIGHTS.get(model_id, model_id), ("other", f"the licence of {model_id}"))
+    licence_tag, licence = BASE_LICENCES.get(SAME_WEIGHTS.get(model_id, model_id),
+                                             ("other", f"the licence of {model_id}"))
     dataset_tag, dataset = DATASETS.get(run.dataset, (None, run.dataset))
     training = [f"- LoRA rank r = {config.get('r')}, alpha = {config.get('lora_alpha')} (scale "
                 f"{lora_scale(config, config.get('r') or 1):g}), dropout {config.get('lora_dropout')}, on "
@@ -118,15 +119,13 @@ and the step-by-step style of its training data; it is not a general-purpose ass
 """
 
 
-def _targets(target_modules) -> str:
-    """The adapted layers by name (``q_proj, v_proj, ...``), whether peft saved names or full module paths."""
+def _targets(target_modules) -> str:  # the adapted layers by name, whether peft saved names or module paths
     if isinstance(target_modules, str):  # "all-linear" or a regular expression
         return target_modules
     return ", ".join(sorted({str(m).split(".")[-1] for m in target_modules or []}))
 
 
 def write_model_card(text: str, folder: Path) -> Path:
-    """Write the card as ``README.md`` (the name the Hub shows) in ``folder``; return its path."""
     path = Path(folder) / "README.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
@@ -134,7 +133,7 @@ def write_model_card(text: str, folder: Path) -> Path:
 
 
 def repo_id_for(name: str, username: str) -> str:
-    """``name`` under the learner's account, unless it already names a namespace; checked for the Hub's rules."""
+    """``name`` under the learner's account unless it names a namespace, checked for the Hub's rules."""
     repo_id = name if "/" in name else f"{username}/{name}"
     if repo_id.count("/") != 1 or not REPO_NAME.match(repo_id.split("/")[1]):
         raise CourseError("hub_repo_name", f"{repo_id!r} is not a valid repository name", repo_id=repo_id)
@@ -142,8 +141,8 @@ def repo_id_for(name: str, username: str) -> str:
 
 
 def check_write_token(token: str | None, saved_at: Path, api: Any | None = None) -> str:
-    """The account name, after checking (``whoami``, one small request) that ``token`` may write: ``hub_write_token``
-    for no token or a read-only one, :func:`hub_push_errors`'s for a failure. ``api``: for tests, anything with ``whoami()``."""
+    """The account name, after checking (``whoami``) that ``token`` may write: ``hub_write_token`` for no token or a
+    read-only one. ``api``: for tests, anything with ``whoami()``."""
     if not token:
         raise CourseError("hub_write_token", "no token found", reason="none found", saved_at=saved_at)
     if api is None:
