@@ -234,9 +234,8 @@ class MergeCheck:
                 f"{self.max_abs_diff / max(self.max_abs_logit, 1e-12):.1e}, tolerance {self.tolerance:.1e}); "
                 f"greedy answers identical: {self.same_greedy}/{self.prompts}")
         if self.near_ties:
-            text += (f"; {len(self.near_ties)} part at a near-tie (top-2 margin "
-                     f"{', '.join(f'{m:.3f}' for m in self.near_ties)} < 2 x the largest difference: the 16-bit "
-                     "rounding decides it)")
+            margins = ", ".join(f"{m:.3f}" for m in self.near_ties)
+            text += f"; {len(self.near_ties)} part at a near-tie (top-2 margin {margins} < 2 x the largest difference)"
         return text
 
 

@@ -234,8 +234,7 @@ def loss_curve(log_history: Sequence[dict], path: str | os.PathLike | None = Non
 
 def accuracy_bars(runs: Sequence[tuple[str, dict]], path: str | os.PathLike | None = None,
                   title: str = "Accuracy with 95% Wilson intervals") -> Figure:
-    """Strict and flexible accuracy per run (``evaluation.summarize``'s dicts) with their 95% intervals.
-    Name the dataset in ``title`` (``data.dataset_name``): the cpu track does not use GSM8K."""
+    """Strict and flexible accuracy per run (``evaluation.summarize``'s dicts) with their 95% intervals."""
     fig, ax = plt.subplots(figsize=(max(6.0, 1.9 * len(runs) + 2.5), 5))
     for j, (key, label, colour) in enumerate((("strict", "strict (first '#### N')", "#1565c0"),
                                               ("flexible", "flexible (last number)", "#90caf9"))):
