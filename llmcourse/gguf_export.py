@@ -1,6 +1,5 @@
-"""GGUF, llama.cpp's file format, written by llama.cpp's own ``convert_hf_to_gguf.py`` (``f16``, ``bf16``, ``q8_0``).
-``Q4_K_M`` and running the file need the compiled llama.cpp (PyPI has only source: over 15 minutes to build on 2
-cores, measured): :func:`llama_cpp_commands` prints the commands for a machine with a compiler."""
+"""GGUF (llama.cpp's format) by llama.cpp's own ``convert_hf_to_gguf.py``; ``Q4_K_M`` needs the compiled llama.cpp
+(over 15 minutes to build on 2 cores, measured): :func:`llama_cpp_commands` prints the commands for one."""
 
 from __future__ import annotations
 

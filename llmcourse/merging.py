@@ -1,6 +1,5 @@
-"""Merge a LoRA adapter into its base model one safetensors shard at a time, within a free Colab's RAM (pitfall 8):
-each shard gets ``scale * B @ A`` added (in fp32) to the weights the adapter changes, is written in the base's
-dtype and dropped before the next. Peak RAM: about one shard plus the adapter."""
+"""Merge a LoRA adapter into its base model one safetensors shard at a time (pitfall 8): each shard gets
+``scale * B @ A`` added (in fp32) to the adapted weights, is written in the base's dtype and dropped before the next."""
 
 from __future__ import annotations
 
@@ -24,18 +23,14 @@ PEFT_PREFIX = "base_model.model."  # peft's name for <module>.lora_A.weight; the
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".msgpack", ".h5")  # the rest is copied
 
 
-class LoraUpdate(NamedTuple):
-    """One adapted weight: ``W + scale * B @ A``; A is (r, d_in), B is (d_out, r)."""
-
+class LoraUpdate(NamedTuple):  # one adapted weight: W + scale * B @ A; A is (r, d_in), B is (d_out, r)
     A: torch.Tensor
     B: torch.Tensor
     scale: float
 
 
 @dataclass
-class MergeReport:
-    """What the merge did and what it cost (RSS: the process's, before the merge and at its highest)."""
-
+class MergeReport:  # what the merge did and cost (RSS: the process's, before the merge and at its highest)
     shards: list[str]
     merged_weights: int
     copied_weights: int
@@ -72,7 +67,7 @@ def read_adapter(adapter_dir: Path) -> tuple[dict, dict[str, LoraUpdate]]:
 
     adapter_dir = Path(adapter_dir)
     config = json.loads((adapter_dir / "adapter_config.json").read_text())
-    for refused, why in ((config.get("peft_type", "LORA") != "LORA", f"the adapter is {config.get('peft_type')}, not LoRA"),
+    for refused, why in ((config.get("peft_type", "LORA") != "LORA", f"the adapter is {config.get('peft_type')}"),
                          (config.get("use_dora"), "the adapter uses DoRA (a magnitude vector, not only B @ A)"),
                          (config.get("alpha_pattern"), "the adapter has a per-module alpha_pattern"),
                          (config.get("fan_in_fan_out"), "the adapter was made for fan_in_fan_out (Conv1D) layers")):
@@ -112,8 +107,7 @@ def base_shards(base_dir: Path) -> list[Path]:
 
 def weight_file(base_dir: Path, name: str) -> Path:
     """The shard of ``base_dir`` that holds the weight ``name``."""
-    weight_map = _weight_map(base_dir)
-    return Path(base_dir) / (weight_map[name] if weight_map is not None else SINGLE_FILE)
+    return Path(base_dir) / (_weight_map(base_dir) or {}).get(name, SINGLE_FILE)
 
 
 def predict_peak_gb(shard_bytes: list[int], adapter_bytes: int) -> float:
@@ -130,12 +124,10 @@ def merge_adapter_into_shards(base_dir: Path, adapter_dir: Path, out_dir: Path, 
                               dtype: torch.dtype | None = None, log=print) -> MergeReport:
     """Write base + adapter as an ordinary safetensors model folder at ``out_dir``, one shard at a time.
 
-    ``base_dir``: a local folder of the base checkpoint (the Hub cache's snapshot folder works). The adapter is
-    checked against ``base_model_id`` first (``training.check_adapter``). Every adapted weight must be found in
-    the checkpoint with B @ A's shape, or the merge stops (``merge_target_missing``) and nothing is left at
-    ``out_dir``; too little disk: ``low_disk`` before anything is written. ``dtype``: write every floating-point
-    weight in this dtype instead of the base's (the tests merge in fp32 to check the arithmetic exactly).
-    """
+    ``base_dir``: a local folder of the base checkpoint (the Hub cache's snapshot folder works); the adapter is
+    checked against ``base_model_id`` first. An adapted weight missing from the checkpoint, or not of B @ A's
+    shape: ``merge_target_missing`` and nothing at ``out_dir``. ``dtype``: write every floating-point weight in
+    this dtype instead of the base's (the tests merge in fp32 to check the arithmetic exactly)."""
     from safetensors import safe_open
     from safetensors.torch import save_file
 
@@ -152,7 +144,7 @@ def merge_adapter_into_shards(base_dir: Path, adapter_dir: Path, out_dir: Path, 
     shards = base_shards(base_dir)
     shard_bytes = [p.stat().st_size for p in shards]
     check_disk(out_dir.parent, 1.05 * sum(shard_bytes) / GB)
-    started, merged, copied = time.perf_counter(), set(), 0
+    started, merged, total = time.perf_counter(), set(), 0
     with write_whole(out_dir) as partial, track_peak_rss() as rss:
         partial.mkdir(parents=True)
         _, updates = read_adapter(adapter_dir)
@@ -160,6 +152,7 @@ def merge_adapter_into_shards(base_dir: Path, adapter_dir: Path, out_dir: Path, 
             tensors: dict[str, torch.Tensor] = {}
             with safe_open(str(shard), framework="pt") as handle:
                 metadata, names = handle.metadata() or {}, list(handle.keys())  # noqa: SIM118
+            total += len(names)
             for name in names:
                 # One opening per tensor: the pages safe_open has read count as this process's RAM until it is
                 # closed, so closing after each tensor keeps the peak at one shard (plus a tensor), not two.
@@ -167,14 +160,10 @@ def merge_adapter_into_shards(base_dir: Path, adapter_dir: Path, out_dir: Path, 
                     weight = handle.get_tensor(name)
                 if dtype is not None and weight.is_floating_point():
                     weight = weight.to(dtype)
-                update = updates.get(name)
-                if update is None:
-                    copied += 1
-                elif (update.B.shape[0], update.A.shape[1]) != tuple(weight.shape):
-                    raise CourseError("merge_target_missing", f"{name} is {tuple(weight.shape)} in the checkpoint, "
-                                      f"but B @ A is {(update.B.shape[0], update.A.shape[1])}", checkpoint=base_dir,
-                                      module=name)
-                else:
+                if (update := updates.get(name)) is not None:
+                    if (shape := (update.B.shape[0], update.A.shape[1])) != tuple(weight.shape):
+                        raise CourseError("merge_target_missing", f"{name} is {tuple(weight.shape)} in the checkpoint, "
+                                          f"but B @ A is {shape}", checkpoint=base_dir, module=name)
                     weight = merged_weight(weight, update.A, update.B, update.scale)
                     merged.add(name)
                 tensors[name] = weight.contiguous()
@@ -191,13 +180,14 @@ def merge_adapter_into_shards(base_dir: Path, adapter_dir: Path, out_dir: Path, 
             if item.is_file() and not item.name.endswith(WEIGHT_SUFFIXES):
                 shutil.copyfile(item, partial / item.name)
     adapter = adapter_dir / ADAPTER_FILE
-    return MergeReport([p.name for p in shards], len(merged), copied, time.perf_counter() - started, rss.start_gb,
-                       rss.peak_gb, max(shard_bytes) / GB, adapter.stat().st_size / GB, folder_size(out_dir) / GB)
+    return MergeReport([p.name for p in shards], len(merged), total - len(merged), time.perf_counter() - started,
+                       rss.start_gb, rss.peak_gb, max(shard_bytes) / GB, adapter.stat().st_size / GB,
+                       folder_size(out_dir) / GB)
 
 
 def base_checkpoint_folder(model_id: str) -> Path:
     """A local folder with the base model's safetensors: ``model_id`` itself, the offline copy, or the Hub cache's
-    snapshot (``snapshot_download`` finds what the 4-bit load already downloaded)."""
+    snapshot (what the 4-bit load already downloaded)."""
     from llmcourse.offline_models import resolve_model
 
     source = resolve_model(model_id)
@@ -219,14 +209,11 @@ def base_checkpoint_folder(model_id: str) -> Path:
 
 @dataclass
 class MergeCheck:
-    """The merged model against base + adapter (``PeftModel``, fp32) on the same prompts.
-
-    ``tolerance`` bounds the largest logit difference relative to the largest logit: 1e-4 for an fp32 merge
-    (``W x + s B (A x)`` and ``(W + s B A) x`` differ only in the order of fp32 sums); a 16-bit merge rounds each
-    merged weight once (2^-11 relative in fp16, 2^-8 in bf16), and those errors add up through the layers.
-    ``near_ties``: where a greedy answer parts from the reference at a top-2 margin under twice the largest
-    logit difference, a tie the 16-bit rounding may break either way, not a wrong merge.
-    """
+    """The merged model against base + adapter (``PeftModel``, fp32) on the same prompts. ``tolerance`` bounds the
+    largest logit difference relative to the largest logit: 1e-4 for an fp32 merge (only the order of fp32 sums
+    differs); a 16-bit merge rounds each weight once (2^-11 relative in fp16, 2^-8 in bf16), per layer.
+    ``near_ties``: top-2 margins where a greedy answer parts from the reference by under twice the largest logit
+    difference, a tie the 16-bit rounding may break either way, not a wrong merge."""
 
     max_abs_diff: float
     max_abs_logit: float
@@ -247,16 +234,15 @@ class MergeCheck:
                 f"{self.max_abs_diff / max(self.max_abs_logit, 1e-12):.1e}, tolerance {self.tolerance:.1e}); "
                 f"greedy answers identical: {self.same_greedy}/{self.prompts}")
         if self.near_ties:
-            text += (f"; {len(self.near_ties)} part at a near-tie (top-2 margin "
-                     f"{', '.join(f'{m:.3f}' for m in self.near_ties)} < 2 x the largest difference: the 16-bit "
-                     "rounding decides it)")
+            margins = ", ".join(f"{m:.3f}" for m in self.near_ties)
+            text += f"; {len(self.near_ties)} part at a near-tie (top-2 margin {margins} < 2 x the largest difference)"
         return text
 
 
 def check_merge(merged_dir: Path, base_dir: Path, adapter_dir: Path, texts: list[str],
                 max_new_tokens: int = 32) -> MergeCheck:
-    """Compare the merged folder with base + adapter, both unquantized in fp32, on ``texts`` (logits and greedy
-    answers). For small models only (it loads the model twice in fp32): the cpu and smoke profiles, the tests."""
+    """Compare the merged folder with base + adapter, both in fp32, on ``texts`` (logits and greedy answers). For
+    small models only (two fp32 copies): the cpu and smoke profiles, the tests."""
     from peft import PeftModel
     from safetensors import safe_open
     from transformers import AutoModelForCausalLM, AutoTokenizer

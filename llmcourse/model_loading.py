@@ -1,20 +1,17 @@
-"""Load the model in 4-bit once a day (pitfall 13): notebook 01 saves the quantized model (5.7 GB for Llama 3.1
-8B) with a manifest to the course's folder (Google Drive on Colab); later lessons call :func:`load_course_model`,
-which loads that copy when the manifest matches (base model, quantization settings, library versions), else the Hub.
-"""
+"""Quantize once (pitfall 13): notebook 01 saves the 4-bit model (5.7 GB for Llama 3.1 8B) with a manifest to Drive;
+:func:`load_course_model` loads that copy when the manifest matches (base model, settings, versions), else the Hub."""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 MANIFEST = "course_manifest.json"
 COPY_FOLDER = "model-4bit"
-# The quantization settings of notebooks 01-05 (the compute dtype is the profile's): the only ones kept on Drive.
+# Notebooks 01-05's quantization (the compute dtype is the profile's): the only settings kept on Drive.
 COURSE_QUANTIZATION = {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True}
 # What the stored 4-bit weights depend on (not the compute dtype: it is chosen when loading).
 STORED = ("load_in_4bit", "bnb_4bit_quant_type", "bnb_4bit_use_double_quant", "bnb_4bit_quant_storage",
@@ -33,11 +30,9 @@ def manifest_for(model_id: str, bnb_config) -> dict:
 
 
 def is_course_quantization(bnb_config) -> bool:
-    """Whether ``bnb_config`` stores the weights as the course's ``COURSE_QUANTIZATION`` does."""
     from transformers import BitsAndBytesConfig
 
-    course = BitsAndBytesConfig(**COURSE_QUANTIZATION)
-    return manifest_for("", bnb_config)["quantization"] == manifest_for("", course)["quantization"]
+    return manifest_for("", bnb_config) == manifest_for("", BitsAndBytesConfig(**COURSE_QUANTIZATION))
 
 
 def manifest_mismatch(folder: Path, wanted: dict) -> str | None:
@@ -54,15 +49,6 @@ def manifest_mismatch(folder: Path, wanted: dict) -> str | None:
         if saved.get(key) != wanted[key]:
             return f"the saved copy has other {what}: {saved.get(key)} (wanted {wanted[key]})"
     return None
-
-
-@dataclass
-class LoadInfo:
-    source: str  # where the weights came from: the Drive copy's folder or a Hub id / local folder
-    from_copy: bool
-    seconds: float
-    saved_to: Path | None = None
-    why_not_copy: str | None = None
 
 
 def _device_map() -> str:
@@ -85,11 +71,11 @@ def load_prequantized(source: str, compute_dtype, token: str | bool | None = Non
                                                 token=token)
 
 
-def load_4bit_model(model_id: str, bnb_config, compute_dtype, copy_folder: Path | None = None, save_copy: bool = False,
+def load_4bit_model(model_id: str, bnb_config, compute_dtype, copy_folder: Path | None = None,
                     print_fn: Callable[[str], Any] = print):
-    """``(model, tokenizer, LoadInfo)``: the 4-bit model from the saved copy in ``copy_folder`` when it matches, else
-    from ``model_id`` (Hub or offline copy, with the token; ``save_copy`` then saves it there). Says where it loaded
-    from and how long it took."""
+    """``(model, tokenizer, why_not_copy)``: the 4-bit model from the saved copy in ``copy_folder`` when it matches
+    (``why_not_copy`` None), else from ``model_id`` (Hub or offline copy, with the token). Says where it loaded from
+    and how long it took."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from llmcourse.hub_access import download_token
@@ -107,28 +93,23 @@ def load_4bit_model(model_id: str, bnb_config, compute_dtype, copy_folder: Path 
             # Named as if loaded from the Hub: adapters and results record the base model, not this folder.
             model.config.name_or_path = model.name_or_path = resolve_model(model_id) if model_id.startswith(
                 "offline:") else model_id
-            info = LoadInfo(str(copy_folder), True, time.perf_counter() - started)
-            print_fn(f"Loaded the 4-bit copy of {model_id} from {copy_folder} in {info.seconds:.0f} s "
-                     "(no download, no quantization).")
-            return model, tokenizer, info
+            print_fn(f"Loaded the 4-bit copy of {model_id} from {copy_folder} in {time.perf_counter() - started:.0f} "
+                     "s (no download, no quantization).")
+            return model, tokenizer, None
     print_fn(f"Loading {model_id} and quantizing it to 4-bit ({why}).")
     source, token = resolve_model(model_id), download_token(model_id)
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(source, token=token)
     model = AutoModelForCausalLM.from_pretrained(source, quantization_config=bnb_config, dtype=compute_dtype,
                                                  device_map=_device_map(), token=token)
-    info = LoadInfo(source, False, time.perf_counter() - started, why_not_copy=why)
-    print_fn(f"Downloaded (or read from the cache) and quantized {model_id} in {info.seconds:.0f} s.")
-    if save_copy and copy_folder is not None:
-        info.saved_to = keep_quantized_copy(model, tokenizer, copy_folder, model_id, bnb_config, print_fn)
-    return model, tokenizer, info
+    print_fn(f"Downloaded (or read from the cache) and quantized {model_id} in {time.perf_counter() - started:.0f} s.")
+    return model, tokenizer, why
 
 
 def keep_quantized_copy(model, tokenizer, folder: Path | None, model_id: str, bnb_config,
                         print_fn: Callable[[str], Any] = print) -> Path | None:
-    """Save the 4-bit model for the later notebooks unless a matching copy is already there; say how long it took.
-    None when nothing was saved: no folder (later notebooks download again), or settings other than the course's
-    (the copy already there stays as it is). The manifest is written last: a copy cut short is never used."""
+    """Save the 4-bit model for the later notebooks unless a matching copy is already there (the manifest last: a copy
+    cut short is never used). None when nothing was saved: no folder, or settings other than the course's."""
     from llmcourse.environment import save_pretrained_whole
 
     if folder is None:
@@ -156,8 +137,7 @@ def keep_quantized_copy(model, tokenizer, folder: Path | None, model_id: str, bn
 
 
 def quantized_copy_folder(profile_name: str) -> Path | None:
-    """Where notebook 01 keeps the 4-bit copy: the profile's storage folder (Google Drive on Colab). None on Colab
-    without Drive (and no $COURSE_HOME): a copy on the runtime's disk would be gone with the runtime."""
+    """Where notebook 01 keeps the 4-bit copy (Google Drive on Colab); None on Colab without Drive or $COURSE_HOME."""
     import os
 
     from llmcourse.environment import DRIVE_ROOT, course_home, on_colab
@@ -168,9 +148,8 @@ def quantized_copy_folder(profile_name: str) -> Path | None:
 
 
 def load_course_model(model_id: str, compute_dtype: str, profile_name: str, print_fn: Callable[[str], Any] = print):
-    """``(model, tokenizer)`` for a lesson after 01: notebook 01's ``BitsAndBytesConfig`` (``COURSE_QUANTIZATION``,
-    computing in ``compute_dtype``, a profile's dtype name) through :func:`load_4bit_model`, so the Drive copy of
-    notebook 01 is used when it matches; the tokenizer pads with a token that is not the end token (pitfall 3)."""
+    """``(model, tokenizer)`` for a lesson after 01: notebook 01's ``COURSE_QUANTIZATION`` computing in the profile's
+    ``compute_dtype``, from its Drive copy when it matches; the tokenizer pads with a non-end token (pitfall 3)."""
     from transformers import BitsAndBytesConfig
 
     from llmcourse.environment import free_memory
@@ -187,8 +166,8 @@ def load_course_model(model_id: str, compute_dtype: str, profile_name: str, prin
 
 
 def attach_adapter(model, adapter_dir: Path, base_model_id: str):
-    """The model with the adapter of ``adapter_dir`` on top, in eval mode, after checking that it exists and was
-    trained for ``base_model_id`` (a clear ``CourseError`` otherwise). An adapter already on is taken off first."""
+    """The model with the adapter of ``adapter_dir`` on top (an adapter already on is taken off), in eval mode, after
+    checking that it exists and was trained for ``base_model_id``."""
     from peft import PeftModel
 
     from llmcourse.training import check_adapter

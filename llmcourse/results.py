@@ -1,9 +1,5 @@
-"""Result files: a JSON summary with the settings that made it, and one JSON line per question.
-
-A new run never overwrites an earlier one: each file name carries its time stamp, and ``load_latest`` picks
-the newest. Every file is written whole or not at all (:func:`write_whole`); a malformed file, or one made
-under other settings, gives a clear ``CourseError``.
-"""
+"""Result files: a JSON summary with the settings that made it, and one JSON line per question, written whole or
+not at all under a time-stamped name (a new run never overwrites one); a malformed file gives a ``CourseError``."""
 
 from __future__ import annotations
 
@@ -29,9 +25,8 @@ MADE_BY = {"before": "notebook 02 (02_dataset_and_baseline)", "after": "notebook
 
 @contextmanager
 def write_whole(path: Path) -> Iterator[Path]:
-    """``with write_whole(path) as partial:`` write a file or folder at ``partial`` (``<path>.partial``); when the
-    block ends, it takes the name ``path`` (``os.replace``), so readers (and a runtime that disconnects) only ever
-    see the earlier ``path`` or the complete new one. On any error ``partial`` is removed and ``path`` untouched."""
+    """``with write_whole(path) as partial:`` write a file or folder at ``partial``; it takes the name ``path`` when
+    the block ends, so readers only ever see the earlier ``path`` or the complete new one (on an error: the old)."""
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
 
@@ -59,8 +54,7 @@ def write_text_atomic(path: Path, text: str) -> Path:
 
 
 def save_run(run: EvalRun, results_dir: Path) -> Path:
-    """Write ``<label>_<time>.jsonl`` then ``<label>_<time>.json`` (the summary ``load_latest`` looks for) and
-    return the summary's path. A failure leaves neither: the earlier runs beside them stay as they were."""
+    """Write ``<label>_<time>.jsonl`` then ``<label>_<time>.json`` (the summary, returned); a failure leaves neither."""
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{run.settings.label}_{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
@@ -80,6 +74,10 @@ def save_run(run: EvalRun, results_dir: Path) -> Path:
         raise
 
 
+def _absent(data, keys: tuple[str, ...]) -> list[str]:
+    return [k for k in keys if not isinstance(data, dict) or k not in data]
+
+
 def load_run(path: Path) -> EvalRun:
     """Read a run back, checking that it is complete; a broken file raises ``CourseError('malformed_results')``."""
     path = Path(path)
@@ -91,15 +89,12 @@ def load_run(path: Path) -> EvalRun:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
         raise broken(f"{path}: {err}") from err
-    missing = [k for k in SUMMARY_KEYS if not isinstance(data, dict) or k not in data]
-    if not missing and not isinstance(data["settings"], dict):
-        missing = ["settings (not an object)"]
-    if missing:
-        raise broken(f"{path}: missing {', '.join(missing)}")
+    if absent := _absent(data, SUMMARY_KEYS):
+        raise broken(f"{path}: missing {', '.join(absent)}")
     known = {f.name for f in dataclasses.fields(EvalSettings)}
     try:
         settings = EvalSettings(**{k: v for k, v in data["settings"].items() if k in known})
-    except TypeError as err:
+    except (AttributeError, TypeError) as err:  # not an object, or a field missing
         raise broken(f"{path}: settings incomplete ({err})") from err
     jsonl = path.with_name(data["per_question_file"])
     try:
@@ -109,13 +104,11 @@ def load_run(path: Path) -> EvalRun:
     records = []
     for number, line in enumerate(lines, start=1):
         try:
-            record = json.loads(line)
+            records.append(json.loads(line))
         except json.JSONDecodeError as err:
             raise broken(f"{jsonl.name} line {number}: {err.msg}", jsonl) from err
-        absent = [k for k in RECORD_KEYS if not isinstance(record, dict) or k not in record]
-        if absent:
+        if absent := _absent(records[-1], RECORD_KEYS):
             raise broken(f"{jsonl.name} line {number}: missing {', '.join(absent)}", jsonl)
-        records.append(record)
     if [r["id"] for r in records] != data["subset_ids"]:
         raise broken(f"{jsonl.name} does not match the ids in {path.name}")
     return EvalRun(settings, data["summary"], records)
@@ -168,11 +161,12 @@ def check_same_model(before: EvalRun, model_id: str) -> None:
 def compare(before: EvalRun, after: EvalRun) -> tuple[PairedResult, list[dict], list[dict]]:
     """The paired test on strict correctness and the questions that flipped each way (fixed, broken)."""
     check_comparable(before, after)
-    paired = paired_comparison([r["strict_correct"] for r in before.records], [r["strict_correct"] for r in after.records])
+    paired = paired_comparison(*([r["strict_correct"] for r in run.records] for run in (before, after)))
     fixed, broken = [], []
     for b, a in zip(before.records, after.records, strict=True):
         if a["strict_correct"] != b["strict_correct"]:
             (fixed if a["strict_correct"] else broken).append(
                 {"id": b["id"], "question": b.get("question", ""), "gold": b["gold"], "before": b["output"],
-                 "after": a["output"], "before_flexible": b["flexible_correct"], "after_flexible": a["flexible_correct"]})
+                 "after": a["output"], "before_flexible": b["flexible_correct"],
+                 "after_flexible": a["flexible_correct"]})
     return paired, fixed, broken

@@ -11,7 +11,7 @@ from typing import Any
 
 from llmcourse.data import HUB_DATASET
 from llmcourse.evaluation import EvalRun
-from llmcourse.hub_access import _status_code, course_error_from_hub, mask_token
+from llmcourse.hub_access import course_error_from_hub, mask_token
 from llmcourse.merging import lora_scale
 from llmcourse.profiles import LLAMA_BASE, LLAMA_INSTRUCT, SAME_WEIGHTS, SMOLLM2
 from llmcourse.results import compare
@@ -20,7 +20,8 @@ from llmcourse.troubleshooting import CourseError
 DEFAULT_REPO_NAME = "llama31-gsm8k-lora"
 _LLAMA = ("llama3.1", 'Llama 3.1 Community License (https://www.llama.com/llama3_1/license/); "Built with Llama"')
 # The licence each base model comes under (the adapter is a derivative of it), with the Hub's metadata tag for it.
-BASE_LICENCES = {LLAMA_BASE: _LLAMA, LLAMA_INSTRUCT: _LLAMA, SMOLLM2: ("apache-2.0", "Apache-2.0 (SmolLM2 by Hugging Face)")}
+BASE_LICENCES = {LLAMA_BASE: _LLAMA, LLAMA_INSTRUCT: _LLAMA,
+                 SMOLLM2: ("apache-2.0", "Apache-2.0 (SmolLM2 by Hugging Face)")}
 DATASETS = {
     HUB_DATASET: (HUB_DATASET, "GSM8K (MIT licence, https://github.com/openai/grade-school-math)"),
     "local": (None, "the course's own GSM8K-style dataset in data/ (CC0-1.0, made by data/make_dataset.py)"),
@@ -37,13 +38,13 @@ def _row(name: str, run: EvalRun) -> str:
 
 def model_card(before: EvalRun, after: EvalRun, adapter_config: dict, training_log: dict | None,
                repo_id: str, hardware: str) -> str:
-    """The adapter's model card (Markdown with the Hub's YAML metadata), from the run's own files: ``before`` /
-    ``after`` are notebook 02's and 04's results (``results.load_latest``), compared with notebook 04's paired
-    test; ``training_log`` is notebook 03's ``training_log.json``."""
+    """The adapter's model card (Markdown, the Hub's YAML metadata) from notebook 02's and 04's results, compared
+    with notebook 04's paired test, and notebook 03's ``training_log.json``."""
     paired, _, _ = compare(before, after)
     run, model_id, config, log = before.settings, before.settings.model_id, adapter_config, training_log or {}
     # an ungated mirror comes under the licence of the weights it copies
-    licence_tag, licence = BASE_LICENCES.get(SAME_WEIGHTS.get(model_id, model_id), ("other", f"the licence of {model_id}"))
+    licence_tag, licence = BASE_LICENCES.get(SAME_WEIGHTS.get(model_id, model_id),
+                                             ("other", f"the licence of {model_id}"))
     dataset_tag, dataset = DATASETS.get(run.dataset, (None, run.dataset))
     training = [f"- LoRA rank r = {config.get('r')}, alpha = {config.get('lora_alpha')} (scale "
                 f"{lora_scale(config, config.get('r') or 1):g}), dropout {config.get('lora_dropout')}, on "
@@ -53,10 +54,10 @@ def model_card(before: EvalRun, after: EvalRun, adapter_config: dict, training_l
     if log:
         training.append(f"- {log.get('steps')} optimizer steps on {log.get('train_rows')} training rows "
                         f"(profile {log.get('profile')})")
-    if log.get("minutes_measured") is not None:
-        training.append(f"- training time: {log['minutes_measured']:.1f} min measured")
-    if log.get("peak_gb_measured") is not None:
-        training.append(f"- peak GPU memory: {log['peak_gb_measured']:.2f} GB measured")
+    for key, line in (("minutes_measured", "- training time: {:.1f} min measured"),
+                      ("peak_gb_measured", "- peak GPU memory: {:.2f} GB measured")):
+        if log.get(key) is not None:
+            training.append(line.format(log[key]))
     training = "\n".join(training)
     datasets = f"datasets:\n- {dataset_tag}\n" if dataset_tag else ""
     return f"""---
@@ -118,15 +119,13 @@ and the step-by-step style of its training data; it is not a general-purpose ass
 """
 
 
-def _targets(target_modules) -> str:
-    """The adapted layers by name (``q_proj, v_proj, ...``), whether peft saved names or full module paths."""
+def _targets(target_modules) -> str:  # the adapted layers by name, whether peft saved names or module paths
     if isinstance(target_modules, str):  # "all-linear" or a regular expression
         return target_modules
     return ", ".join(sorted({str(m).split(".")[-1] for m in target_modules or []}))
 
 
 def write_model_card(text: str, folder: Path) -> Path:
-    """Write the card as ``README.md`` (the name the Hub shows) in ``folder``; return its path."""
     path = Path(folder) / "README.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
@@ -134,7 +133,7 @@ def write_model_card(text: str, folder: Path) -> Path:
 
 
 def repo_id_for(name: str, username: str) -> str:
-    """``name`` under the learner's account, unless it already names a namespace; checked for the Hub's rules."""
+    """``name`` under the learner's account unless it names a namespace, checked for the Hub's rules."""
     repo_id = name if "/" in name else f"{username}/{name}"
     if repo_id.count("/") != 1 or not REPO_NAME.match(repo_id.split("/")[1]):
         raise CourseError("hub_repo_name", f"{repo_id!r} is not a valid repository name", repo_id=repo_id)
@@ -142,8 +141,8 @@ def repo_id_for(name: str, username: str) -> str:
 
 
 def check_write_token(token: str | None, saved_at: Path, api: Any | None = None) -> str:
-    """The account name, after checking (``whoami``, one small request) that ``token`` may write: ``hub_write_token``
-    for no token or a read-only one, :func:`push_error`'s for a failure. ``api``: for tests, anything with ``whoami()``."""
+    """The account name, after checking (``whoami``) that ``token`` may write: ``hub_write_token`` for no token or a
+    read-only one. ``api``: for tests, anything with ``whoami()``."""
     if not token:
         raise CourseError("hub_write_token", "no token found", reason="none found", saved_at=saved_at)
     if api is None:
@@ -158,32 +157,14 @@ def check_write_token(token: str | None, saved_at: Path, api: Any | None = None)
     return info["name"]
 
 
-def push_error(exc: BaseException, repo_id: str, token: str | None, saved_at: Path) -> CourseError | None:
-    """The ``CourseError`` for a failed upload (looking through wrapped causes), or None if it is not one: the
-    Hub's errors as ``hub_access.course_error_from_hub`` reads them, plus what only an upload meets (a taken name,
-    HTTP 409; a name the Hub's rules refuse)."""
-    from huggingface_hub.errors import HFValidationError
-
-    error = course_error_from_hub(exc, repo_id, token, saved_at=saved_at)
-    if error is not None:
-        return error
-    values = {"repo_id": repo_id, "saved_at": saved_at}
-    seen, current = set(), exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, HFValidationError) or _status_code(current) == 409:
-            return CourseError("hub_repo_name", str(current).splitlines()[0], **values)
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
-
-
 @contextmanager
 def hub_push_errors(repo_id: str, token: str | None, saved_at: Path) -> Iterator[None]:
-    """Turn a failed upload inside the block into a ``CourseError`` that says what to do."""
+    """Turn a failed upload inside the block into a ``CourseError`` that says what to do (a taken or refused name,
+    a token that may not write, no network: ``hub_access.course_error_from_hub`` with ``saved_at``)."""
     try:
         yield
     except Exception as exc:
-        error = push_error(exc, repo_id, token, saved_at)
+        error = course_error_from_hub(exc, repo_id, token, saved_at=saved_at)
         if error is None:
             raise
         raise error from exc

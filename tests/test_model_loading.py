@@ -20,6 +20,16 @@ def bnb(compute_dtype=torch.float32, double_quant=True):
                               bnb_4bit_compute_dtype=compute_dtype)
 
 
+def load_and_keep(copy, config=None, compute_dtype=torch.float32, print_fn=lambda line: None):
+    """Notebook 01's way: load from the Hub (or the offline copy), then keep the 4-bit copy in ``copy``."""
+    config = config or bnb(compute_dtype)
+    model, tokenizer, why = model_loading.load_4bit_model(TINY_LLAMA, config, compute_dtype, copy_folder=copy,
+                                                          print_fn=print_fn)
+    assert why is not None  # not from a copy
+    assert model_loading.keep_quantized_copy(model, tokenizer, copy, TINY_LLAMA, config, print_fn) == copy
+    return model, tokenizer
+
+
 def answers(model, tokenizer):
     tokenizer.pad_token = prompts.choose_pad_token(tokenizer)
     texts = [prompts.plain_prompt(q) for q in ("Tom has 3 apples and buys 4 more. How many?", "What is 6 x 7?")]
@@ -31,13 +41,12 @@ def answers(model, tokenizer):
 def test_saved_copy_loads_with_identical_answers_and_the_same_name(tmp_path):
     copy = tmp_path / "model-4bit"
     said = []
-    hub_model, hub_tok, first = model_loading.load_4bit_model(TINY_LLAMA, bnb(), torch.float32, copy_folder=copy,
-                                                              save_copy=True, print_fn=said.append)
-    assert not first.from_copy and first.saved_to == copy and (copy / model_loading.MANIFEST).is_file()
+    hub_model, hub_tok = load_and_keep(copy, print_fn=said.append)
+    assert (copy / model_loading.MANIFEST).is_file()
     assert any("in " in line and " s" in line for line in said)  # what each step took
-    again, tok, second = model_loading.load_4bit_model(TINY_LLAMA, bnb(), torch.float32, copy_folder=copy,
-                                                       print_fn=said.append)
-    assert second.from_copy
+    again, tok, why_not_copy = model_loading.load_4bit_model(TINY_LLAMA, bnb(), torch.float32, copy_folder=copy,
+                                                             print_fn=said.append)
+    assert why_not_copy is None
     assert answers(again, tok) == answers(hub_model, hub_tok)
     assert again.name_or_path == hub_model.name_or_path  # adapters record the same base model
     assert again.config.name_or_path == hub_model.config.name_or_path
@@ -47,8 +56,7 @@ def test_saved_copy_loads_with_identical_answers_and_the_same_name(tmp_path):
 
 def test_a_copy_that_does_not_match_is_not_used(tmp_path):
     copy = tmp_path / "model-4bit"
-    model_loading.load_4bit_model(TINY_LLAMA, bnb(), torch.float32, copy_folder=copy, save_copy=True,
-                                  print_fn=lambda line: None)
+    load_and_keep(copy)
     wanted = model_loading.manifest_for(TINY_LLAMA, bnb())
     assert model_loading.manifest_mismatch(copy, wanted) is None
     assert "quantization settings" in model_loading.manifest_mismatch(
@@ -58,8 +66,9 @@ def test_a_copy_that_does_not_match_is_not_used(tmp_path):
     manifest["versions"]["transformers"] = "4.0.0"
     (copy / model_loading.MANIFEST).write_text(json.dumps(manifest))
     said = []
-    _, _, info = model_loading.load_4bit_model(TINY_LLAMA, bnb(), torch.float32, copy_folder=copy, print_fn=said.append)
-    assert not info.from_copy and "library versions" in info.why_not_copy
+    _, _, why_not_copy = model_loading.load_4bit_model(TINY_LLAMA, bnb(), torch.float32, copy_folder=copy,
+                                                       print_fn=said.append)
+    assert "library versions" in why_not_copy
     # a copy cut short (no manifest: it is written last) is never used
     (copy / model_loading.MANIFEST).unlink()
     assert "no saved 4-bit copy" in model_loading.manifest_mismatch(copy, wanted)
@@ -71,8 +80,7 @@ def test_a_prequantized_checkpoint_computes_in_the_profiles_dtype(tmp_path):
     from transformers import AutoModelForCausalLM
 
     copy = tmp_path / "bf16-compute"
-    model_loading.load_4bit_model(TINY_LLAMA, bnb(torch.bfloat16), torch.bfloat16, copy_folder=copy,
-                                  save_copy=True, print_fn=lambda line: None)
+    load_and_keep(copy, compute_dtype=torch.bfloat16)
     stored = json.loads((copy / "config.json").read_text())["quantization_config"]["bnb_4bit_compute_dtype"]
     assert stored == "bfloat16"
     naive = AutoModelForCausalLM.from_pretrained(copy, quantization_config=bnb(torch.float16), dtype=torch.float16,
@@ -86,8 +94,7 @@ def test_a_prequantized_checkpoint_computes_in_the_profiles_dtype(tmp_path):
 def test_other_settings_never_replace_the_course_copy(tmp_path):
     """01's exercise 1 reloads without double quantization: the copy 02-05 load must stay as it was."""
     copy = tmp_path / "model-4bit"
-    model, tokenizer, _ = model_loading.load_4bit_model(TINY_LLAMA, bnb(), torch.float32, copy_folder=copy,
-                                                        save_copy=True, print_fn=lambda line: None)
+    model, tokenizer = load_and_keep(copy)
     assert model_loading.is_course_quantization(bnb()) and not model_loading.is_course_quantization(bnb(double_quant=False))
     said = []
     kept = model_loading.keep_quantized_copy(model, tokenizer, copy, TINY_LLAMA, bnb(double_quant=False), said.append)
@@ -101,8 +108,7 @@ def test_a_lesson_loads_notebook_01s_copy_with_the_profiles_dtype_and_a_pad_toke
     course = BitsAndBytesConfig(**model_loading.COURSE_QUANTIZATION, bnb_4bit_compute_dtype=torch.float32)
     folder = model_loading.quantized_copy_folder("smoke")
     assert folder == tmp_path / "smoke" / model_loading.COPY_FOLDER
-    model_loading.load_4bit_model(TINY_LLAMA, course, torch.float32, copy_folder=folder, save_copy=True,
-                                  print_fn=lambda line: None)
+    load_and_keep(folder, course)
     said = []
     model, tokenizer = model_loading.load_course_model(TINY_LLAMA, "float32", "smoke", print_fn=said.append)
     assert said[0].startswith("Loaded the 4-bit copy") and model.name_or_path != str(folder)

@@ -16,7 +16,6 @@ from llmcourse.sharing import (
     check_write_token,
     hub_push_errors,
     model_card,
-    push_error,
     repo_id_for,
     write_model_card,
 )
@@ -198,7 +197,8 @@ def test_wrapped_and_unrelated_errors(tmp_path):
         except HfHubHTTPError as inner:
             raise OSError("upload failed") from inner
     except OSError as outer:
-        assert push_error(outer, "ada/x", TOKEN, tmp_path).key == "hub_repo_name"
-    assert push_error(ValueError("bug"), "ada/x", TOKEN, tmp_path) is None
+        with pytest.raises(CourseError) as info, hub_push_errors("ada/x", TOKEN, tmp_path):
+            raise outer
+        assert info.value.key == "hub_repo_name"
     with pytest.raises(ValueError, match="bug"), hub_push_errors("ada/x", TOKEN, tmp_path):
         raise ValueError("bug")
