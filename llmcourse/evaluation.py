@@ -38,6 +38,7 @@ class EvalSettings:
     few_shot_ids: list[str] = field(default_factory=list)  # training rows shown as worked examples (none: zero-shot)
     # How far the adapter was trained: "4 of 4 steps", or "PARTIAL: 2 of 4 steps" when cut short.
     adapter_training: str | None = None
+    engine: str = "hf"  # "hf": generate_batched; "vllm": llmcourse.vllm_engine (scripts/evaluate.py)
 
     # What must be equal for a before/after pair to be comparable.
     COMPARED = ("prompt_format", "dataset", "split", "subset_seed", "max_new_tokens", "decoding", "stop_strings",
@@ -106,7 +107,10 @@ def evaluate(
         prompt_formats.generation_prompt(r["question"], settings.prompt_format, tokenizer, examples=shots)
         for r in rows
     ]
-    generations, stats = generate_batched(
+    generate = generate_batched
+    if settings.engine == "vllm":  # model is then a vllm_engine.VllmModel: vLLM's engine with the adapter
+        from llmcourse.vllm_engine import generate_vllm as generate
+    generations, stats = generate(
         model,
         tokenizer,
         texts,
