@@ -30,10 +30,9 @@ def load_vllm(base: str, adapter_dir: Path | None, dtype: str, quantize_4bit: bo
 
     ``quantize_4bit`` loads the base with bitsandbytes NF4 as the course does; vLLM supports that on CUDA only.
     """
+    import torch
     from vllm import LLM
     from vllm.lora.request import LoRARequest
-
-    import torch
 
     extra = {"quantization": "bitsandbytes"} if quantize_4bit else {}
     if not torch.cuda.is_available():  # on a CPU this fraction of the RAM is reserved (weights + KV cache): 2 GB

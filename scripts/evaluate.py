@@ -13,7 +13,6 @@ vLLM pins its own transformers, so with ``--engine vllm`` this script re-runs it
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib.util
 import os
 import subprocess

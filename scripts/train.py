@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import os
 import sys
 import time
@@ -138,8 +137,14 @@ def main(argv=None) -> int:
     from llmcourse.prompts import choose_pad_token, training_example
     from llmcourse.storage import folder
     from llmcourse.training import (
-        adapter_from_checkpoint, keep_trainable_weights_in_fp32, last_checkpoint, publish_adapter, staging_dir,
-        steps_for, training_label)
+        adapter_from_checkpoint,
+        keep_trainable_weights_in_fp32,
+        last_checkpoint,
+        publish_adapter,
+        staging_dir,
+        steps_for,
+        training_label,
+    )
 
     # The launcher's world (1 process without accelerate launch). On CPUs: gloo (accelerate's MULTI_CPU).
     state = PartialState(cpu=not torch.cuda.is_available())
