@@ -34,8 +34,9 @@ def run_engine(engine: str, precision: str, args, results_dir: Path) -> dict:
                "--label", label, "--results-dir", str(results_dir), "--compare-with", "", "--no-progress"]
     if args.adapter:
         command += ["--adapter", args.adapter]
-    print("$", " ".join(command[1:]), flush=True)
-    subprocess.run(command, check=True)
+    if not args.from_results:
+        print("$", " ".join(command[1:]), flush=True)
+        subprocess.run(command, check=True)
     run = load_run(list_runs(results_dir, label)[-1])
     s = run.summary
     return {"engine": engine, "base": precision, "run": run, "questions": s["n"], "wall_time_s": s["wall_time_s"],
@@ -68,13 +69,15 @@ def main() -> None:
     parser.add_argument("--precision", default=None,
                         help="the shared 16/32-bit base of the two engines (default: float32 on a CPU, bfloat16 on a GPU)")
     parser.add_argument("--no-4bit", action="store_true", help="skip the HF engine on the course's 4-bit base")
+    parser.add_argument("--from-results", type=Path, default=None,
+                        help="do not run: read the bench-<engine>-<base> runs already saved in this folder")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "engines-cpu.json")
     args = parser.parse_args()
     import torch
 
     precision = args.precision or ("bfloat16" if torch.cuda.is_available() else "float32")
     with tempfile.TemporaryDirectory() as tmp:
-        results_dir = Path(tmp)
+        results_dir = args.from_results or Path(tmp)
         rows = [run_engine("hf", precision, args, results_dir), run_engine("vllm", precision, args, results_dir)]
         if not args.no_4bit:
             rows.append(run_engine("hf", "nf4", args, results_dir))
