@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--no-4bit", action="store_true", help="skip the HF engine on the course's 4-bit base")
     parser.add_argument("--from-results", type=Path, default=None,
                         help="do not run: read the bench-<engine>-<base> runs already saved in this folder")
+    parser.add_argument("--note", default="", help="how the machine was loaded while it ran, saved with the figures")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "engines-cpu.json")
     args = parser.parse_args()
     import torch
@@ -88,6 +89,7 @@ def main() -> None:
             "machine": {"cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                         "cpu_cores": __import__("os").cpu_count()},
             "adapter": hf.settings.adapter,
+            "note": args.note,
             "runs": [{k: v for k, v in r.items() if k != "run"} for r in rows],
             "vllm_vs_hf_same_base": agreement(hf, vllm),
             "speedup_vllm_over_hf": rows[1]["questions_per_s"] / rows[0]["questions_per_s"],

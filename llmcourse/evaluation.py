@@ -55,7 +55,7 @@ class EvalRun:
 def library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
-    names = ["torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate"]
+    names = ["torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate", "vllm"]
     found = {"python": platform.python_version()}
     for name in names:
         try:

@@ -33,8 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--adapter", default=None,
                         help="an adapter folder, 'none' for the base alone (default: the latest notebook 03 saved)")
     parser.add_argument("--base-precision", choices=PRECISIONS, default=None,
-                        help="nf4 (the course's 4-bit base; vLLM: CUDA only) or a 16/32-bit base "
-                             "(default: nf4, except vLLM without CUDA: the profile's compute dtype)")
+                        help="nf4 (the course's 4-bit base; the hf engine only: vLLM 0.32 has no bitsandbytes) "
+                             "or a 16/32-bit base (default: nf4 for hf, the profile's compute dtype for vllm)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--size", type=int, default=None, help="questions (default: the whole split)")
     parser.add_argument("--seed", type=int, default=1234, help="fixes which questions when --size is smaller")
@@ -135,7 +135,6 @@ def main(argv: list[str] | None = None) -> int:
         resolve_model(args.model_id or detect_profile(args.profile).model_id)  # an offline copy is made here, once
         return rerun_under_vllm_venv(argv)
 
-    import torch
 
     from llmcourse.data import fixed_subset, load_split
     from llmcourse.evaluation import EvalSettings, evaluate, format_summary
@@ -149,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
     profile = detect_profile(args.profile).with_overrides(
         model_id=args.model_id, eval_batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
-    precision = args.base_precision or (
-        "nf4" if args.engine == "hf" or torch.cuda.is_available() else profile.compute_dtype)
+    precision = args.base_precision or ("nf4" if args.engine == "hf" else profile.compute_dtype)
     adapter_dir = None
     if args.adapter != "none":
         adapter_dir = Path(args.adapter) if args.adapter else find_adapter(folder(profile.name, "adapter"),

@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 VLLM_PYTHON = Path(os.environ.get("VLLM_VENV", ROOT / ".venv-vllm")) / "bin" / "python"
-QUESTIONS = 20
+QUESTIONS = int(os.environ.get("VLLM_TEST_QUESTIONS", "20"))
 
 pytestmark = [
     pytest.mark.slow,
