@@ -35,6 +35,7 @@ class EvalSettings:
     few_shot_ids: list[str] = field(default_factory=list)  # training rows shown as worked examples (none: zero-shot)
     # How far the adapter was trained: "4 of 4 steps", or "PARTIAL: 2 of 4 steps" when cut short.
     adapter_training: str | None = None
+    engine: str = "hf"  # "hf": generate_batched; "vllm": llmcourse.vllm_engine (scripts/evaluate.py)
 
     # What must be equal for a before/after pair to be comparable.
     COMPARED = ("prompt_format", "dataset", "split", "subset_seed", "max_new_tokens", "decoding", "stop_strings",
@@ -54,7 +55,7 @@ def library_versions() -> dict[str, str]:
     from llmcourse.environment import PACKAGES as names  # the one package list
 
     found = {"python": platform.python_version()}
-    for name in names:
+    for name in (*names, "vllm"):  # vllm: in its own environment, for the vllm engine
         try:
             found[name] = version(name)
         except PackageNotFoundError:
@@ -97,7 +98,10 @@ def evaluate(
     shots = [(e["question"], solution_text(e["answer"])) for e in examples]
     texts = [prompt_formats.generation_prompt(r["question"], settings.prompt_format, tokenizer, examples=shots)
              for r in rows]
-    generations, stats = generate_batched(
+    generate = generate_batched
+    if settings.engine == "vllm":  # model is then a vllm_engine.VllmModel: vLLM's engine with the adapter
+        from llmcourse.vllm_engine import generate_vllm as generate
+    generations, stats = generate(
         model, tokenizer, texts, batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens,
         end_token_ids=prompt_formats.end_token_ids(tokenizer, settings.prompt_format),
         stop_strings=tuple(settings.stop_strings), progress=progress,

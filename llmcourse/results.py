@@ -136,9 +136,13 @@ def _mismatch(problems: list[str]) -> CourseError:
                        path="the saved before results")
 
 
-def check_comparable(before: EvalRun, after: EvalRun) -> None:
-    """Raise ``CourseError('results_mismatch')`` unless both runs asked the same questions the same way."""
+def check_comparable(before: EvalRun, after: EvalRun, allow_engine_difference: bool = False) -> None:
+    """Raise ``CourseError('results_mismatch')`` unless both runs asked the same questions the same way
+    (and, unless ``allow_engine_difference``, generated with the same engine: hf and vllm differ on a few)."""
     problems = []
+    if before.settings.engine != after.settings.engine and not allow_engine_difference:
+        problems.append(f"engine: {before.settings.engine!r} before, {after.settings.engine!r} after "
+                        "(compare(..., allow_engine_difference=True) to compare them anyway)")
     if not same_weights(before.settings.model_id, after.settings.model_id):  # a mirror of the same weights is fine
         problems.append(f"base model: {before.settings.model_id!r} before, {after.settings.model_id!r} after")
     for name in EvalSettings.COMPARED:
@@ -158,9 +162,10 @@ def check_same_model(before: EvalRun, model_id: str) -> None:
         raise _mismatch([f"base model: {before.settings.model_id!r} before, {model_id!r} now"])
 
 
-def compare(before: EvalRun, after: EvalRun) -> tuple[PairedResult, list[dict], list[dict]]:
+def compare(before: EvalRun, after: EvalRun, allow_engine_difference: bool = False
+            ) -> tuple[PairedResult, list[dict], list[dict]]:
     """The paired test on strict correctness and the questions that flipped each way (fixed, broken)."""
-    check_comparable(before, after)
+    check_comparable(before, after, allow_engine_difference)
     paired = paired_comparison(*([r["strict_correct"] for r in run.records] for run in (before, after)))
     fixed, broken = [], []
     for b, a in zip(before.records, after.records, strict=True):

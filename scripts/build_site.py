@@ -67,6 +67,7 @@ READER_PAGES = [
     ("docs/PITFALLS.md", "Pitfalls"),
     ("docs/READING_LIST.md", "Reading list"),
     ("docs/WHAT_NEXT.md", "What next"),
+    ("docs/BEYOND_ONE_COLAB.md", "Beyond one Colab"),
     ("docs/INSTRUCTOR_GUIDE.md", "Instructor guide"),
     ("troubleshooting.md", "Troubleshooting"),
     ("data/README.md", "The dataset"),
