@@ -196,65 +196,61 @@ def check_knob(name: str, value: Any, *, dataset: str | None = None, source: str
     knob = KNOBS.get(name.upper())
     if knob is None:
         raise unknown_parameter(name, list(KNOBS), "the course")
-
-    def bad(problem: str) -> Exception:
+    try:
+        checked = _convert(knob, value)
+    except ValueError as err:
         from llmcourse.troubleshooting import CourseError
 
         where = f" (from {source})" if source else ""
-        return CourseError("bad_parameter", f"{knob.name} = {value!r}{where}: {problem}", name=knob.name,
-                           value=repr(value), accepted=knob.accepted, example=knob.example)
+        raise CourseError("bad_parameter", f"{knob.name} = {value!r}{where}: {err}", name=knob.name,
+                          value=repr(value), accepted=knob.accepted, example=knob.example) from None
+    if knob.clamp_to_split and dataset:
+        from llmcourse.data import split_size
 
+        limit = split_size(dataset, knob.clamp_to_split)
+        if limit is not None and checked > limit:
+            where = "the project's data/" if dataset == "local" else dataset
+            log(f"{knob.name} = {checked} is more than the {limit} rows of the {knob.clamp_to_split} split of "
+                f"{where}: using {limit}.")
+            return limit
+    return checked
+
+
+def _convert(knob: Knob, value: Any) -> Any:
+    """``value`` as ``knob`` takes it; a ``ValueError`` says what is wrong with it."""
     text = value.strip() if isinstance(value, str) else None
     if text == "":
-        raise bad("empty")
+        raise ValueError("empty")
     if knob.kind == "bool":
-        if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
-            return bool(value)
-        if text is not None and text.lower() in ("true", "yes", "1", "false", "no", "0"):
-            return text.lower() in ("true", "yes", "1")
-        raise bad("not True or False")
+        word = str(value).strip().lower()  # True, 1, "yes", " False "
+        if isinstance(value, int | str) and word in ("true", "yes", "1", "false", "no", "0"):
+            return word in ("true", "yes", "1")
+        raise ValueError("not True or False")
     if knob.kind == "ints":  # a list of whole numbers: [1, 4], or "1,4" from a command line
         items = text.strip("[]()").split(",") if text is not None else value
         if not isinstance(items, list | tuple) or not items:
-            raise bad("not a list of whole numbers")
-        numbers = [_as_number(item, whole=True) for item in items]
-        if any(n is None or n < knob.minimum for n in numbers):
-            raise bad(knob.accepted)
-        return numbers
+            raise ValueError("not a list of whole numbers")
+        return [_convert(dataclasses.replace(knob, kind="int"), item) for item in items]
     if knob.kind in ("int", "number"):
         number = _as_number(value, whole=knob.kind == "int")
         if number is None:
-            raise bad("not a whole number" if knob.kind == "int" else "not a number")
-        if number in knob.special:
-            return number
+            raise ValueError("not a whole number" if knob.kind == "int" else "not a number")
         # Whole numbers include their minimum (>= 1); other numbers exclude both ends (> 0, < 1).
-        if knob.minimum is not None and (number < knob.minimum or (knob.kind == "number" and number == knob.minimum)):
-            raise bad(f"too small: {knob.accepted}")
-        if knob.maximum is not None and number >= knob.maximum:
-            raise bad(f"too large: {knob.accepted}")
-        if knob.clamp_to_split and dataset:
-            from llmcourse.data import split_size
-
-            limit = split_size(dataset, knob.clamp_to_split)
-            if limit is not None and number > limit:
-                where = "the project's data/" if dataset == "local" else dataset
-                log(f"{knob.name} = {number} is more than the {limit} rows of the {knob.clamp_to_split} split of "
-                    f"{where}: using {limit}.")
-                return limit
+        low = knob.minimum is not None and (number < knob.minimum or knob.kind == "number" and number == knob.minimum)
+        if number not in knob.special and (low or knob.maximum is not None and number >= knob.maximum):
+            raise ValueError(f"out of range: {knob.accepted}")
         return number
     if text is None:
-        raise bad(f"not text but a {type(value).__name__}")
+        raise ValueError(f"not text but a {type(value).__name__}")
     if knob.kind == "choice" and text.lower() not in knob.choices:
-        raise bad("not one of the choices")
+        raise ValueError("not one of the choices")
     if knob.kind == "label" and not re.fullmatch(r"[A-Za-z0-9_-]+", text):
-        raise bad("letters, digits, '-' and '_' only (it becomes part of a file name)")
-    if knob.kind == "path":
-        if not Path(text).expanduser().exists():
-            raise bad(f"no such folder ({Path(text).expanduser().absolute()})")
-        return str(Path(text).expanduser().absolute())
+        raise ValueError("letters, digits, '-' and '_' only (it becomes part of a file name)")
+    if knob.kind == "path" and not Path(text).expanduser().exists():
+        raise ValueError(f"no such folder ({Path(text).expanduser().absolute()})")
     if knob.kind == "text" and any(ch.isspace() for ch in text):
-        raise bad("spaces are not allowed here")
-    return text.lower() if knob.kind == "choice" else text
+        raise ValueError("spaces are not allowed here")
+    return {"choice": text.lower(), "path": str(Path(text).expanduser().absolute())}.get(knob.kind, text)
 
 
 def _as_number(value: Any, whole: bool) -> int | float | None:
