@@ -18,17 +18,14 @@ from llmcourse.troubleshooting import CourseError
 _INSTALLED = Path(__file__).resolve().with_name("course_data")  # pip install: pyproject.toml ships data/ there
 DATA_DIR = _INSTALLED if _INSTALLED.is_dir() else Path(__file__).resolve().parents[1] / "data"  # a checkout
 HUB_DATASET = "openai/gsm8k"
-HUB_CONFIG = "main"
 # The Hub dataset's commit, so that a row id means the same question in every run. Taken from public
 # references (inspect_evals 0.20.0 pins it; Hub cache paths show it), not read from the Hub here.
 HUB_REVISION = "cc7b047b6e5bb11b4f1af84efc572db110a51b3c"
 # Rows in each split, so a knob can be checked before any download.
 HUB_SPLIT_ROWS = {HUB_DATASET: {"train": 7473, "test": 1319}}
 # The answer format: the chat format asks for it in words; the plain format teaches it by example.
-ANSWER_FORMAT_INSTRUCTION = (
-    "Solve the math problem step by step. Put each step on its own line and end with a last line "
-    "of the form '#### <number>'."
-)
+ANSWER_FORMAT_INSTRUCTION = ("Solve the math problem step by step. Put each step on its own line and end with a last "
+                             "line of the form '#### <number>'.")
 
 # Verbatim from lm_eval/tasks/gsm8k/gsm8k.yaml; the patterns we run also accept a unicode minus.
 LM_EVAL_STRICT_PATTERN = r"#### (\-?[0-9\.\,]+)"
@@ -161,9 +158,9 @@ def load_split(dataset: str, split: str, data_dir: Path = DATA_DIR) -> list[dict
 def _load_hub(dataset: str, split: str) -> list[dict]:
     from datasets import load_dataset
 
-    gsm8k = dataset == HUB_DATASET
+    gsm8k = dataset == HUB_DATASET  # its "main" config at the pinned revision
     try:
-        return [dict(row) for row in load_dataset(dataset, HUB_CONFIG if gsm8k else None, split=split,
+        return [dict(row) for row in load_dataset(dataset, "main" if gsm8k else None, split=split,
                                                   revision=HUB_REVISION if gsm8k else None)]
     except Exception as err:  # datasets wraps network failures in several types
         raise CourseError("hub_unreachable", f"could not load the dataset {dataset!r}: {err}") from err

@@ -17,9 +17,8 @@ def default_prompt_format(model_id: str) -> str:
     """``chat`` for Instruct/chat models, else ``plain``; the cpu track's SmolLM2-135M-Instruct trains on plain,
     to tell the same before/after story as the 8B base model."""
     name = model_id.lower()
-    if "smollm2" in name or name.startswith("offline:"):
-        return "plain"
-    return "chat" if ("instruct" in name or "-chat" in name) else "plain"
+    chat = ("instruct" in name or "-chat" in name) and "smollm2" not in name and not name.startswith("offline:")
+    return "chat" if chat else "plain"
 
 
 def plain_prompt(question: str) -> str:
