@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import math
 import os
-import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,14 +195,12 @@ def checkpoint_problems(checkpoint: Path) -> list[str]:
 
 def last_checkpoint(output_dir: Path, log=print) -> str | None:
     """The newest complete ``checkpoint-N`` folder, or None; one cut short by a disconnect is skipped, said."""
-    output_dir = Path(output_dir)
-    found = sorted((int(m.group(1)), path) for path in output_dir.iterdir()
-                   if path.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", path.name))) if output_dir.is_dir() else []
-    for _, path in reversed(found):
-        problems = checkpoint_problems(path)
-        if not problems:
-            return str(path)
-        log(f"skipping {path.name}: incomplete ({', '.join(problems)}), probably cut short while it was saved")
+    from transformers.trainer_utils import sort_checkpoints  # oldest first, by step
+
+    for path in reversed(sort_checkpoints(str(output_dir))):
+        if not (problems := checkpoint_problems(path)):
+            return path
+        log(f"skipping {Path(path).name}: incomplete ({', '.join(problems)}), probably cut short while it was saved")
     return None
 
 
