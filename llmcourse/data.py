@@ -1,13 +1,8 @@
-"""The task: GSM8K's rows, gold answers, answer format and grader. Another dataset with numeric answers is a
-change to this module only.
-
-Rows come from the Hub (pinned revision) or from the project's own ``data/``; each is checked against GSM8K's
-schema (``question``, ``answer`` ending in ``#### N``) and a broken one is named by its row and field.
-Grading uses lm-evaluation-harness 0.4.x's gsm8k regexes (strict-match: the first ``#### N``;
-flexible-extract: the last number) but compares numbers, not strings: ``5.0``, ``$1,234.00.`` and a unicode
-minus count as the numbers they are, and a flexible match that is not a number (``...``) is skipped.
-tests/test_lm_eval_agreement.py lists where the verdicts differ. Notebook 02 writes these rules out.
-"""
+"""The task (another dataset with numeric answers changes this module only): GSM8K's rows from the Hub (pinned
+revision) or ``data/``, checked against its schema; the answer format; the grader (notebook 02 writes it out).
+Grading uses lm-evaluation-harness 0.4.x's gsm8k regexes (strict-match: the first ``#### N``; flexible-extract:
+the last number) but compares numbers: ``5.0``, ``$1,234.00.`` and a unicode minus count as the numbers they
+are. tests/test_lm_eval_agreement.py lists where the verdicts differ."""
 
 from __future__ import annotations
 
@@ -23,17 +18,14 @@ from llmcourse.troubleshooting import CourseError
 _INSTALLED = Path(__file__).resolve().with_name("course_data")  # pip install: pyproject.toml ships data/ there
 DATA_DIR = _INSTALLED if _INSTALLED.is_dir() else Path(__file__).resolve().parents[1] / "data"  # a checkout
 HUB_DATASET = "openai/gsm8k"
-HUB_CONFIG = "main"
 # The Hub dataset's commit, so that a row id means the same question in every run. Taken from public
 # references (inspect_evals 0.20.0 pins it; Hub cache paths show it), not read from the Hub here.
 HUB_REVISION = "cc7b047b6e5bb11b4f1af84efc572db110a51b3c"
 # Rows in each split, so a knob can be checked before any download.
 HUB_SPLIT_ROWS = {HUB_DATASET: {"train": 7473, "test": 1319}}
 # The answer format: the chat format asks for it in words; the plain format teaches it by example.
-ANSWER_FORMAT_INSTRUCTION = (
-    "Solve the math problem step by step. Put each step on its own line and end with a last line "
-    "of the form '#### <number>'."
-)
+ANSWER_FORMAT_INSTRUCTION = ("Solve the math problem step by step. Put each step on its own line and end with a last "
+                             "line of the form '#### <number>'.")
 
 # Verbatim from lm_eval/tasks/gsm8k/gsm8k.yaml; the patterns we run also accept a unicode minus.
 LM_EVAL_STRICT_PATTERN = r"#### (\-?[0-9\.\,]+)"
@@ -132,47 +124,33 @@ def check_row(row: object, where: str, number: int | str = "?", source: str = "t
     return row
 
 
-def check_rows(rows: list, source: str, skip_bad: bool = False, numbers: list[int] | None = None,
-               unit: str = "row") -> list[dict]:
-    """Check every row, numbered from 1 or by ``numbers`` (a file's lines); ``skip_bad`` reports and drops."""
-    good = []
-    for number, row in zip(numbers or range(1, len(rows) + 1), rows, strict=True):
-        try:
-            good.append(check_row(row, f"{source} {unit} {number}", number=number, source=source))
-        except CourseError as err:
-            if not skip_bad:
-                raise
-            print(f"skipped a broken row: {err.detail}")
-    return good
+def check_rows(rows: list, source: str, numbers: list[int] | None = None, unit: str = "row") -> list[dict]:
+    """Every row checked, numbered from 1 or by ``numbers`` (a file's lines)."""
+    return [check_row(row, f"{source} {unit} {number}", number, source)
+            for number, row in zip(numbers or range(1, len(rows) + 1), rows, strict=True)]
 
 
-def _read_jsonl(path: Path, skip_bad: bool) -> tuple[list, list[int]]:
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist. Regenerate the data with: python data/make_dataset.py")
-    rows, numbers = [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        try:
-            if line.strip():
-                rows.append(json.loads(line))
-                numbers.append(number)
-        except json.JSONDecodeError as err:
-            detail = f"{path.name} line {number}: not valid JSON ({err.msg})"
-            if not skip_bad:
-                raise CourseError("bad_dataset_row", detail, row=number, source=path.name, field="(whole line)",
-                                  reason=f"not valid JSON ({err.msg})") from err
-            print(f"skipped a broken row: {detail}")
-    return rows, numbers
+def _json_line(path: Path, number: int, line: str) -> object:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as err:
+        raise CourseError("bad_dataset_row", f"{path.name} line {number}: not valid JSON ({err.msg})", row=number,
+                          source=path.name, field="(whole line)", reason=f"not valid JSON ({err.msg})") from err
 
 
-def load_split(dataset: str, split: str, data_dir: Path = DATA_DIR, skip_bad: bool = False) -> list[dict]:
+def load_split(dataset: str, split: str, data_dir: Path = DATA_DIR) -> list[dict]:
     """Checked rows of ``split`` ("train"/"test") with an ``id`` each; ``dataset`` is "local" or a Hub id."""
     if split not in ("train", "test"):
         raise ValueError(f"Unknown split {split!r}: use 'train' or 'test'.")
     if dataset == "local":
-        rows, numbers = _read_jsonl(Path(data_dir) / f"{split}.jsonl", skip_bad)
-        rows = check_rows(rows, f"data/{split}.jsonl", skip_bad=skip_bad, numbers=numbers, unit="line")
+        path = Path(data_dir) / f"{split}.jsonl"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist. Regenerate the data with: python data/make_dataset.py")
+        lines = [(n, line) for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if line.strip()]
+        rows = check_rows([_json_line(path, n, line) for n, line in lines], f"data/{split}.jsonl",
+                          [n for n, _ in lines], "line")
     else:
-        rows = check_rows(_load_hub(dataset, split), f"{dataset} {split}", skip_bad=skip_bad)
+        rows = check_rows(_load_hub(dataset, split), f"{dataset} {split}")
     return [{"id": row.get("id") or f"{split}-{index:05d}", "question": row["question"], "answer": row["answer"]}
             for index, row in enumerate(rows)]
 
@@ -180,13 +158,12 @@ def load_split(dataset: str, split: str, data_dir: Path = DATA_DIR, skip_bad: bo
 def _load_hub(dataset: str, split: str) -> list[dict]:
     from datasets import load_dataset
 
-    gsm8k = dataset == HUB_DATASET
+    gsm8k = dataset == HUB_DATASET  # its "main" config at the pinned revision
     try:
-        loaded = load_dataset(dataset, HUB_CONFIG if gsm8k else None, split=split,
-                              revision=HUB_REVISION if gsm8k else None)
+        return [dict(row) for row in load_dataset(dataset, "main" if gsm8k else None, split=split,
+                                                  revision=HUB_REVISION if gsm8k else None)]
     except Exception as err:  # datasets wraps network failures in several types
         raise CourseError("hub_unreachable", f"could not load the dataset {dataset!r}: {err}") from err
-    return [dict(row) for row in loaded]
 
 
 def split_size(dataset: str, split: str, data_dir: Path = DATA_DIR) -> int | None:

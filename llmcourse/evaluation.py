@@ -50,39 +50,32 @@ class EvalRun:
 
 
 def library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
+    from llmcourse.environment import (
+        PACKAGES,
+        installed_versions,  # of the one package list
+    )
 
-    from llmcourse.environment import PACKAGES as names  # the one package list
-
-    found = {"python": platform.python_version()}
-    for name in (*names, "vllm"):  # vllm: in its own environment, for the vllm engine
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "not installed"
-    return found
+    versions = installed_versions((*PACKAGES, "vllm"))  # vllm: in its own environment, for the vllm engine
+    return {"python": platform.python_version(), **{k: v or "not installed" for k, v in versions.items()}}
 
 
 def summarize(records: list[dict], wall_time_s: float) -> dict:
     """Accuracy (strict and flexible) with 95% Wilson intervals, format compliance, stop shares, speed."""
     n, tokens = len(records), sum(r["new_tokens"] for r in records)
-    strict, flexible = sum(r["strict_correct"] for r in records), sum(r["flexible_correct"] for r in records)
 
-    def share(predicate) -> float:
-        return sum(1 for r in records if predicate(r)) / n if n else 0.0
+    def share(values) -> float:
+        return sum(values) / n if n else 0.0
 
-    return {
-        "n": n,
-        "strict_correct": strict,
-        "strict_accuracy": strict / n if n else 0.0,
-        "strict_ci95": list(wilson_interval(strict, n)),
-        "flexible_correct": flexible,
-        "flexible_accuracy": flexible / n if n else 0.0,
-        "flexible_ci95": list(wilson_interval(flexible, n)),
-        "format_compliance": share(lambda r: r["format_ok"]),
-        "stopped_share": share(lambda r: r["stop_reason"] != "length"),
-        "end_token_share": share(lambda r: r["stop_reason"] == "end_token"),
-        "mean_new_tokens": tokens / n if n else 0.0,
+    summary = {"n": n}
+    for kind in ("strict", "flexible"):
+        correct = sum(r[f"{kind}_correct"] for r in records)
+        summary |= {f"{kind}_correct": correct, f"{kind}_accuracy": share([correct]),
+                    f"{kind}_ci95": list(wilson_interval(correct, n))}
+    return summary | {
+        "format_compliance": share(r["format_ok"] for r in records),
+        "stopped_share": share(r["stop_reason"] != "length" for r in records),
+        "end_token_share": share(r["stop_reason"] == "end_token" for r in records),
+        "mean_new_tokens": share(r["new_tokens"] for r in records),
         "wall_time_s": wall_time_s,
         "tokens_per_s": tokens / wall_time_s if wall_time_s > 0 else 0.0,
     }
@@ -119,24 +112,19 @@ def evaluate(
 
 def format_summary(run: EvalRun) -> str:
     """A few lines for the learner: accuracy with its interval, format, stops, speed."""
-    s, shots = run.summary, len(run.settings.few_shot_ids)
-    lo, hi = s["strict_ci95"]
-    flo, fhi = s["flexible_ci95"]
-    return "\n".join(
-        [
-            f"{run.settings.label}: {run.settings.model_id}"
-            + (f" + adapter {run.settings.adapter}" if run.settings.adapter else "")
-            + (f" ({run.settings.adapter_training})" if run.settings.adapter_training else "")
-            + (f", {shots} worked example{'s' if shots > 1 else ''} in the prompt" if shots else ""),
-            f"  strict accuracy   {s['strict_accuracy']:6.1%}  (95% CI {lo:.1%} to {hi:.1%}, "
-            f"{s['strict_correct']}/{s['n']})",
-            f"  flexible accuracy {s['flexible_accuracy']:6.1%}  (95% CI {flo:.1%} to {fhi:.1%})",
-            f"  format '#### N'   {s['format_compliance']:6.1%}",
-            f"  stopped by itself {s['stopped_share']:6.1%}  (end token {s['end_token_share']:.1%})",
-            f"  mean new tokens   {s['mean_new_tokens']:6.1f}",
-            f"  wall time         {s['wall_time_s']:6.1f} s  ({s['tokens_per_s']:.1f} tokens/s)",
-        ]
-    )
+    s, settings, shots = run.summary, run.settings, len(run.settings.few_shot_ids)
+    (lo, hi), (flo, fhi) = s["strict_ci95"], s["flexible_ci95"]
+    return "\n".join([
+        f"{settings.label}: {settings.model_id}" + (f" + adapter {settings.adapter}" if settings.adapter else "")
+        + (f" ({settings.adapter_training})" if settings.adapter_training else "")
+        + (f", {shots} worked example{'s' if shots > 1 else ''} in the prompt" if shots else ""),
+        f"  strict accuracy   {s['strict_accuracy']:6.1%}  (95% CI {lo:.1%} to {hi:.1%}, {s['strict_correct']}/{s['n']})",
+        f"  flexible accuracy {s['flexible_accuracy']:6.1%}  (95% CI {flo:.1%} to {fhi:.1%})",
+        f"  format '#### N'   {s['format_compliance']:6.1%}",
+        f"  stopped by itself {s['stopped_share']:6.1%}  (end token {s['end_token_share']:.1%})",
+        f"  mean new tokens   {s['mean_new_tokens']:6.1f}",
+        f"  wall time         {s['wall_time_s']:6.1f} s  ({s['tokens_per_s']:.1f} tokens/s)",
+    ])
 
 
 def lm_eval_gsm8k(model, tokenizer, batch_size: int, limit: int, chat: bool = False) -> dict:

@@ -35,16 +35,13 @@ def _finish(tokenizer, prompt: str, token_ids: list[int], end_ids: set[int], sto
             pad_id: int | None = None) -> Generation:
     """Cut one row at its first end token or stop string. Trailing ``pad_id`` tokens (transformers fills rows
     that finished early with them) are not the model's and are not counted."""
-    if pad_id is not None and pad_id not in end_ids:
-        while token_ids and token_ids[-1] == pad_id:
-            token_ids = token_ids[:-1]
+    while pad_id not in end_ids and token_ids and token_ids[-1] == pad_id:
+        token_ids = token_ids[:-1]
     end = next((i for i, t in enumerate(token_ids) if t in end_ids), None)
     count, reason = (len(token_ids), "length") if end is None else (end + 1, "end_token")
     text = tokenizer.decode(token_ids[:end], skip_special_tokens=True)
-    cuts = [text.find(s) for s in stops if s in text]
-    if cuts:
-        return Generation(prompt, text[: min(cuts)].strip(), count, "stop_string")
-    return Generation(prompt, text.strip(), count, reason)
+    cut = min((text.find(s) for s in stops if s in text), default=None)
+    return Generation(prompt, text[:cut].strip(), count, reason if cut is None else "stop_string")
 
 
 def generate_batched(model, tokenizer, prompts: list[str], *, batch_size: int, max_new_tokens: int,
@@ -67,11 +64,10 @@ def generate_batched(model, tokenizer, prompts: list[str], *, batch_size: int, m
             chunk = order[done : done + batch_size]
             batch = [prompts[i] for i in chunk]
             # A chat template already starts with the BOS token: adding it again would double it.
-            bos = tokenizer.bos_token
-            add_special = not (bos and all(p.startswith(bos) for p in batch))
+            add_special = not (tokenizer.bos_token and all(p.startswith(tokenizer.bos_token) for p in batch))
             try:
-                encoded = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=add_special)
-                encoded = encoded.to(model.device)
+                encoded = tokenizer(batch, return_tensors="pt", padding=True,
+                                    add_special_tokens=add_special).to(model.device)
                 with torch.inference_mode():
                     out = model.generate(
                         **encoded, do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=sorted(end_ids),

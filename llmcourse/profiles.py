@@ -1,8 +1,5 @@
-"""Hardware profiles: every default a notebook takes from the machine, and the one place naming the models.
-
-A profile starts from the lesson's ``TRAINING`` settings and changes what its hardware dictates, saying why
-(``Profile.changes``). Every knob has one spec in ``KNOBS``, checked by ``check_knob``.
-"""
+"""Hardware profiles: the lesson's ``TRAINING`` settings changed where the hardware dictates, saying why
+(``Profile.changes``); the one place naming the models; one spec per knob in ``KNOBS``."""
 
 from __future__ import annotations
 
@@ -27,6 +24,10 @@ SAME_WEIGHTS = {LLAMA_BASE_UNGATED: LLAMA_BASE, LLAMA_INSTRUCT_UNGATED: LLAMA_IN
 SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
 # Not a Hub id: built on this machine by llmcourse.offline_models (random weights, real Llama 3 tokenizer).
 TINY_LLAMA = "offline:tiny-random-llama3"
+PROMPT_FORMATS = ("plain", "chat")  # llmcourse.prompts: for a base model, for an Instruct model's template
+# Each family's end-of-turn tokens (Llama 3, SmolLM2), and spare tokens to pad with that are not the end token.
+END_OF_TURN_TOKENS = ("<|eot_id|>", "<|im_end|>", "<|end_of_text|>")
+PAD_TOKENS = ("<|finetune_right_pad_id|>", "<|endoftext|>", "<pad>", "<unk>", "<|reserved_special_token_0|>")
 
 # The training settings that matter, for Llama 3.1 8B on a T4: notebook 03 writes each out with its reason.
 TRAINING = {"lora_r": 16, "lora_alpha": 32, "learning_rate": 2e-4, "batch_size": 4, "grad_accum": 4,
@@ -68,17 +69,14 @@ class Profile:
         """A copy with the given knobs replaced (``None`` keeps the default), each checked by ``check_knob``
         first; an unknown name raises ``CourseError('unknown_parameter')`` with the closest known names."""
         known = {f.name for f in dataclasses.fields(self)} & {name.lower() for name in KNOBS}
-        unknown = [key for key in overrides if key.lower() not in known]
-        if unknown:
+        if unknown := [key for key in overrides if key.lower() not in known]:
             raise unknown_parameter(unknown[0], [name.upper() for name in known], "a profile")
         dataset = overrides.get("dataset") or overrides.get("DATASET") or self.dataset
-        checked = {key.lower(): check_knob(key, value, dataset=dataset) for key, value in overrides.items()}
-        checked = {key: value for key, value in checked.items() if value is not None}
-        changes = dict(self.changes)
-        for key in checked.keys() & TRAINING.keys():
-            changes.pop(key, None)
-            if checked[key] != TRAINING[key]:
-                changes[key] = "set in the parameters cell"
+        checked = {key.lower(): check_knob(key, value, dataset=dataset) for key, value in overrides.items()
+                   if value is not None}
+        changes = {key: why for key, why in self.changes.items() if key not in checked}
+        changes |= {key: "set in the parameters cell" for key in checked.keys() & TRAINING.keys()
+                    if checked[key] != TRAINING[key]}
         return dataclasses.replace(self, **checked, changes=changes)
 
     def table(self) -> str:
@@ -146,36 +144,28 @@ class Knob:
     clamp_to_split: str | None = None  # "test" / "train": more than the split holds is clamped, with a line
 
 
-def _whole(name: str, example: str, minimum: int = 1, note: str = "", **kw: Any) -> Knob:
-    return Knob(name, "int", f"a whole number >= {minimum}{note}", example, minimum=minimum, **kw)
-
-
-def _choice(name: str, choices: tuple[str, ...]) -> Knob:
-    return Knob(name, "choice", "one of " + ", ".join(choices), repr(choices[0]), choices=choices)
+def _whole(name: str, example: int, minimum: int = 1, note: str = "", clamp_to_split: str | None = None) -> Knob:
+    return Knob(name, "int", f"a whole number >= {minimum}{note}", str(example), minimum, clamp_to_split=clamp_to_split)
 
 
 def _knob_list() -> list[Knob]:
-    from llmcourse.prompts import PROMPT_FORMATS
-
     flags = ("RUN_LM_EVAL", "FULL_EPOCH", "GRADIENT_CHECKPOINTING", "EVALUATE_REFERENCE", "EVALUATE_FEW_SHOT",
              "PUSH_TO_HUB", "MERGE", "VERIFY_MERGE", "EXPORT_GGUF", "COMPARE_4BIT_MERGE")
-    wholes = (("EVAL_BATCH_SIZE", "16"), ("MAX_NEW_TOKENS", "256"), ("BATCH_SIZE", "4"), ("GRAD_ACCUM", "4"),
-              ("MAX_LENGTH", "512"), ("SAVE_STEPS", "10"), ("STOP_AFTER_STEPS", "5"), ("DEMO_STEPS", "10"),
-              ("STOP_AT", "5"), ("DEMO_BATCH_SIZE", "4"))
+    wholes = [("EVAL_BATCH_SIZE", 16), ("MAX_NEW_TOKENS", 256), ("BATCH_SIZE", 4), ("GRAD_ACCUM", 4),
+              ("MAX_LENGTH", 512), ("SAVE_STEPS", 10), ("STOP_AFTER_STEPS", 5), ("DEMO_STEPS", 10), ("STOP_AT", 5),
+              ("DEMO_BATCH_SIZE", 4), ("SUBSET_SEED", 1234, 0), ("OTHER_SEED", 99, 0),
+              ("LORA_R", 16, 1, " (usually 8-64)"), ("FEW_SHOT", 4, 0, " (0: no few-shot row)"),
+              ("EVAL_SIZE", 200, 1, ", at most the number of test questions", "test"),
+              ("TRAIN_SIZE", 2000, 1, ", at most the number of training rows", "train")]
+    choices = {"PROFILE": PROFILE_NAMES, "PROMPT_FORMAT": PROMPT_FORMATS,
+               "COMPUTE_DTYPE": ("float16", "bfloat16", "float32")}
     model = "a Hugging Face model id or a local folder"
     return [
         *(Knob(name, "bool", "True or False", "True") for name in flags),
-        *(_whole(name, example) for name, example in wholes),
-        _choice("PROFILE", PROFILE_NAMES), _choice("PROMPT_FORMAT", PROMPT_FORMATS),
-        _choice("COMPUTE_DTYPE", ("float16", "bfloat16", "float32")),
+        *(_whole(*spec) for spec in wholes),
+        *(Knob(name, "choice", "one of " + ", ".join(c), repr(c[0]), choices=c) for name, c in choices.items()),
         Knob("MODEL_ID", "text", model, repr(LLAMA_BASE)),
         Knob("REFERENCE_MODEL_ID", "text", model, repr(LLAMA_INSTRUCT)),
-        _whole("EVAL_SIZE", "200", note=", at most the number of test questions", clamp_to_split="test"),
-        _whole("TRAIN_SIZE", "2000", note=", at most the number of training rows", clamp_to_split="train"),
-        _whole("FEW_SHOT", "4", minimum=0, note=" (0: no few-shot row)"),
-        _whole("SUBSET_SEED", "1234", minimum=0),
-        _whole("OTHER_SEED", "99", minimum=0),
-        _whole("LORA_R", "16", note=" (usually 8-64)"),
         Knob("MAX_STEPS", "int", "a whole number >= 1, or -1 for one epoch over TRAIN_SIZE rows", "60",
              minimum=1, special=(-1,)),
         Knob("LEARNING_RATE", "number", "a positive number below 1", "2e-4", minimum=0, maximum=1),
@@ -206,65 +196,61 @@ def check_knob(name: str, value: Any, *, dataset: str | None = None, source: str
     knob = KNOBS.get(name.upper())
     if knob is None:
         raise unknown_parameter(name, list(KNOBS), "the course")
-
-    def bad(problem: str) -> Exception:
+    try:
+        checked = _convert(knob, value)
+    except ValueError as err:
         from llmcourse.troubleshooting import CourseError
 
         where = f" (from {source})" if source else ""
-        return CourseError("bad_parameter", f"{knob.name} = {value!r}{where}: {problem}", name=knob.name,
-                           value=repr(value), accepted=knob.accepted, example=knob.example)
+        raise CourseError("bad_parameter", f"{knob.name} = {value!r}{where}: {err}", name=knob.name,
+                          value=repr(value), accepted=knob.accepted, example=knob.example) from None
+    if knob.clamp_to_split and dataset:
+        from llmcourse.data import split_size
 
+        limit = split_size(dataset, knob.clamp_to_split)
+        if limit is not None and checked > limit:
+            where = "the project's data/" if dataset == "local" else dataset
+            log(f"{knob.name} = {checked} is more than the {limit} rows of the {knob.clamp_to_split} split of "
+                f"{where}: using {limit}.")
+            return limit
+    return checked
+
+
+def _convert(knob: Knob, value: Any) -> Any:
+    """``value`` as ``knob`` takes it; a ``ValueError`` says what is wrong with it."""
     text = value.strip() if isinstance(value, str) else None
     if text == "":
-        raise bad("empty")
+        raise ValueError("empty")
     if knob.kind == "bool":
-        if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
-            return bool(value)
-        if text is not None and text.lower() in ("true", "yes", "1", "false", "no", "0"):
-            return text.lower() in ("true", "yes", "1")
-        raise bad("not True or False")
+        word = str(value).strip().lower()  # True, 1, "yes", " False "
+        if isinstance(value, int | str) and word in ("true", "yes", "1", "false", "no", "0"):
+            return word in ("true", "yes", "1")
+        raise ValueError("not True or False")
     if knob.kind == "ints":  # a list of whole numbers: [1, 4], or "1,4" from a command line
         items = text.strip("[]()").split(",") if text is not None else value
         if not isinstance(items, list | tuple) or not items:
-            raise bad("not a list of whole numbers")
-        numbers = [_as_number(item, whole=True) for item in items]
-        if any(n is None or n < knob.minimum for n in numbers):
-            raise bad(knob.accepted)
-        return numbers
+            raise ValueError("not a list of whole numbers")
+        return [_convert(dataclasses.replace(knob, kind="int"), item) for item in items]
     if knob.kind in ("int", "number"):
         number = _as_number(value, whole=knob.kind == "int")
         if number is None:
-            raise bad("not a whole number" if knob.kind == "int" else "not a number")
-        if number in knob.special:
-            return number
+            raise ValueError("not a whole number" if knob.kind == "int" else "not a number")
         # Whole numbers include their minimum (>= 1); other numbers exclude both ends (> 0, < 1).
-        if knob.minimum is not None and (number < knob.minimum or (knob.kind == "number" and number == knob.minimum)):
-            raise bad(f"too small: {knob.accepted}")
-        if knob.maximum is not None and number >= knob.maximum:
-            raise bad(f"too large: {knob.accepted}")
-        if knob.clamp_to_split and dataset:
-            from llmcourse.data import split_size
-
-            limit = split_size(dataset, knob.clamp_to_split)
-            if limit is not None and number > limit:
-                where = "the project's data/" if dataset == "local" else dataset
-                log(f"{knob.name} = {number} is more than the {limit} rows of the {knob.clamp_to_split} split of "
-                    f"{where}: using {limit}.")
-                return limit
+        low = knob.minimum is not None and (number < knob.minimum or knob.kind == "number" and number == knob.minimum)
+        if number not in knob.special and (low or knob.maximum is not None and number >= knob.maximum):
+            raise ValueError(f"out of range: {knob.accepted}")
         return number
     if text is None:
-        raise bad(f"not text but a {type(value).__name__}")
+        raise ValueError(f"not text but a {type(value).__name__}")
     if knob.kind == "choice" and text.lower() not in knob.choices:
-        raise bad("not one of the choices")
+        raise ValueError("not one of the choices")
     if knob.kind == "label" and not re.fullmatch(r"[A-Za-z0-9_-]+", text):
-        raise bad("letters, digits, '-' and '_' only (it becomes part of a file name)")
-    if knob.kind == "path":
-        if not Path(text).expanduser().exists():
-            raise bad(f"no such folder ({Path(text).expanduser().absolute()})")
-        return str(Path(text).expanduser().absolute())
+        raise ValueError("letters, digits, '-' and '_' only (it becomes part of a file name)")
+    if knob.kind == "path" and not Path(text).expanduser().exists():
+        raise ValueError(f"no such folder ({Path(text).expanduser().absolute()})")
     if knob.kind == "text" and any(ch.isspace() for ch in text):
-        raise bad("spaces are not allowed here")
-    return text.lower() if knob.kind == "choice" else text
+        raise ValueError("spaces are not allowed here")
+    return {"choice": text.lower(), "path": str(Path(text).expanduser().absolute())}.get(knob.kind, text)
 
 
 def _as_number(value: Any, whole: bool) -> int | float | None:
@@ -289,21 +275,10 @@ def unknown_parameter(name: str, known: list[str], where: str, takers: str = "")
                        closest=", ".join(close) or "none", known=takers or ", ".join(sorted(known)))
 
 
-def same_weights(model_a: str | None, model_b: str | None) -> bool:
-    """True when both ids name the same weights: a Hub id, its ungated mirror and a local copy of it."""
-    return base_model_name(model_a) == base_model_name(model_b)
-
-
-def base_model_name(model_id: str | None) -> str:
-    """The name of the original weights: ``SAME_WEIGHTS`` mirrors map to it, a local folder by its name."""
-    model_id = SAME_WEIGHTS.get(str(model_id), str(model_id))
-    return model_id.rstrip("/").replace(":", "/").split("/")[-1].lower()
-
-
-def supports_bf16(capability: tuple[int, int]) -> bool:
-    """bf16 is native from compute capability 8.0 (Ampere) on; ``torch.cuda.is_bf16_supported()`` says True
-    on a T4 (7.5), which emulates it slowly."""
-    return tuple(capability) >= (8, 0)
+def same_weights(*model_ids: str | None) -> bool:
+    """True when the ids name the same weights: a Hub id, its ``SAME_WEIGHTS`` mirror, a local copy of it."""
+    names = {SAME_WEIGHTS.get(str(m), str(m)).rstrip("/").replace(":", "/").split("/")[-1].lower() for m in model_ids}
+    return len(names) == 1
 
 
 def detect_profile(requested: str | None = None, env: dict[str, str] | None = None,
@@ -322,15 +297,14 @@ def detect_profile(requested: str | None = None, env: dict[str, str] | None = No
     if gpu is None:
         return dataclasses.replace(PROFILES["cpu"], reason="no CUDA GPU found")
     name, (major, minor) = gpu
-    if supports_bf16((major, minor)):
+    # bf16 is native from compute capability 8.0 (Ampere); torch.cuda.is_bf16_supported() says True on a T4 (7.5).
+    if (major, minor) >= (8, 0):
         return dataclasses.replace(PROFILES["ampere"], reason=f"{name}, compute capability {major}.{minor} >= 8.0: bf16")
     return dataclasses.replace(PROFILES["t4"], reason=f"{name}, compute capability {major}.{minor} < 8.0: fp16")
 
 
 def torch_dtype(name: str):
-    """``"float16"`` -> ``torch.float16``, with a clear error for anything else."""
+    """``"float16"`` -> ``torch.float16`` (the COMPUTE_DTYPE knob's choices only)."""
     import torch
 
-    if name not in ("float16", "bfloat16", "float32"):
-        raise ValueError(f"Unknown compute dtype {name!r}: use one of float16, bfloat16, float32.")
-    return getattr(torch, name)
+    return getattr(torch, check_knob("COMPUTE_DTYPE", name))

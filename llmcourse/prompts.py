@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-PROMPT_FORMATS = ("plain", "chat")
+from llmcourse.data import ANSWER_FORMAT_INSTRUCTION
+from llmcourse.profiles import END_OF_TURN_TOKENS, PAD_TOKENS, PROMPT_FORMATS
+
 # What a base model writes when it carries on past its answer: the start of a new question.
 PLAIN_STOP_STRINGS = ("\nQuestion:",)
 
@@ -15,9 +17,8 @@ def default_prompt_format(model_id: str) -> str:
     """``chat`` for Instruct/chat models, else ``plain``; the cpu track's SmolLM2-135M-Instruct trains on plain,
     to tell the same before/after story as the 8B base model."""
     name = model_id.lower()
-    if "smollm2" in name or name.startswith("offline:"):
-        return "plain"
-    return "chat" if ("instruct" in name or "-chat" in name) else "plain"
+    chat = ("instruct" in name or "-chat" in name) and "smollm2" not in name and not name.startswith("offline:")
+    return "chat" if chat else "plain"
 
 
 def plain_prompt(question: str) -> str:
@@ -25,41 +26,34 @@ def plain_prompt(question: str) -> str:
 
 
 def plain_completion(solution: str) -> str:
-    """The target after the prompt; the trainer appends the end token (checked in 03)."""
-    return " " + solution.strip()
+    return " " + solution.strip()  # the trainer appends the end token (checked in 03)
 
 
 def chat_messages(question: str) -> list[dict[str, str]]:
-    from llmcourse.data import ANSWER_FORMAT_INSTRUCTION  # here: data -> troubleshooting -> profiles -> prompts
-
     return [{"role": "user", "content": f"{ANSWER_FORMAT_INSTRUCTION}\n\n{question.strip()}"}]
 
 
-def _unknown(prompt_format: str) -> ValueError:
-    return ValueError(f"Unknown prompt format {prompt_format!r}: use one of {PROMPT_FORMATS}.")
+def _check(prompt_format: str) -> None:
+    if prompt_format not in PROMPT_FORMATS:
+        raise ValueError(f"Unknown prompt format {prompt_format!r}: use one of {PROMPT_FORMATS}.")
 
 
 def training_example(question: str, solution: str, prompt_format: str) -> dict:
     """One row in TRL's prompt-completion form: the loss falls on the completion only."""
+    _check(prompt_format)
     if prompt_format == "plain":
         return {"prompt": plain_prompt(question), "completion": plain_completion(solution)}
-    if prompt_format == "chat":
-        return {"prompt": chat_messages(question), "completion": [{"role": "assistant", "content": solution.strip()}]}
-    raise _unknown(prompt_format)
+    return {"prompt": chat_messages(question), "completion": [{"role": "assistant", "content": solution.strip()}]}
 
 
 def generation_prompt(question: str, prompt_format: str, tokenizer, examples: Sequence[tuple[str, str]] = ()) -> str:
     """The exact text the model sees at evaluation (special tokens included). ``examples``, (question, solution)
     pairs written as training rows, make it few-shot; plain examples are separated by a blank line, as lm-eval's."""
+    _check(prompt_format)
     if prompt_format == "plain":
         return "\n\n".join([*(plain_prompt(q) + plain_completion(s) for q, s in examples), plain_prompt(question)])
-    if prompt_format == "chat":
-        messages = []
-        for q, solution in examples:
-            messages += chat_messages(q) + [{"role": "assistant", "content": solution.strip()}]
-        return tokenizer.apply_chat_template(messages + chat_messages(question), tokenize=False,
-                                             add_generation_prompt=True)
-    raise _unknown(prompt_format)
+    messages = [m for q, s in examples for m in training_example(q, s, "chat").values()] + [chat_messages(question)]
+    return tokenizer.apply_chat_template(sum(messages, []), tokenize=False, add_generation_prompt=True)
 
 
 def stop_strings(prompt_format: str) -> tuple[str, ...]:
@@ -70,18 +64,14 @@ def end_token_ids(tokenizer, prompt_format: str) -> list[int]:
     """Token ids that end an answer: the end-of-text token, and for chat also the end-of-turn token."""
     ids = {tokenizer.eos_token_id}
     if prompt_format == "chat":
-        for token in ("<|eot_id|>", "<|im_end|>", "<|end_of_text|>"):
-            token_id = tokenizer.convert_tokens_to_ids(token)
-            if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
-                ids.add(token_id)
+        ids |= {tokenizer.convert_tokens_to_ids(token) for token in END_OF_TURN_TOKENS if token in tokenizer.get_vocab()}
     return sorted(i for i in ids if i is not None)
 
 
 def choose_pad_token(tokenizer) -> str:
-    """A padding token that is not the end token (pitfall 3): Llama 3.1's reserved
-    ``<|finetune_right_pad_id|>``, SmolLM2's ``<|endoftext|>``, or another spare one."""
+    """A padding token that is not the end token (pitfall 3): the first of ``profiles.PAD_TOKENS`` it has."""
     vocab = tokenizer.get_vocab()
-    for candidate in ("<|finetune_right_pad_id|>", "<|endoftext|>", "<pad>", "<unk>", "<|reserved_special_token_0|>"):
+    for candidate in PAD_TOKENS:
         if candidate in vocab and candidate != tokenizer.eos_token:
             return candidate
     raise ValueError(

@@ -10,10 +10,8 @@ from dataclasses import dataclass
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     """Wilson score interval (no continuity correction) for ``successes / n``; ``(0.0, 1.0)`` when n is 0."""
-    if n < 0 or successes < 0:
-        raise ValueError(f"successes and n must be non-negative, got successes={successes}, n={n}")
-    if successes > n:
-        raise ValueError(f"successes ({successes}) cannot exceed n ({n})")
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes and n must be non-negative, successes cannot exceed n: got {successes} of {n}")
     if not z > 0:
         raise ValueError(f"z must be positive, got {z}")
     if n == 0:
@@ -27,9 +25,8 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
 
 
 def mcnemar_exact(b: int, c: int) -> float:
-    """Two-sided exact McNemar p-value from the discordant counts: min(1, 2 P(X <= min(b, c))), X ~ Bin(b + c, 1/2).
-
-    Integer sums until the one final division: exact even where 0.5**n would underflow term by term."""
+    """Two-sided exact McNemar p-value from the discordant counts: min(1, 2 P(X <= min(b, c))), X ~ Bin(b + c, 1/2);
+    integer sums until the one final division: exact even where 0.5**n would underflow term by term."""
     if b < 0 or c < 0:
         raise ValueError(f"discordant counts must be non-negative, got b={b}, c={c}")
     n = b + c
@@ -68,8 +65,6 @@ def paired_comparison(before: Sequence[bool], after: Sequence[bool]) -> PairedRe
             if value not in (True, False):  # bool, 0/1, numpy.bool_; not the string "False", which bool() takes
                 raise ValueError(f"{name}[{i}] is not a boolean: {value!r}")
     pairs = list(zip(map(bool, before), map(bool, after), strict=True))
-    both_right, fixed, broken = pairs.count((True, True)), pairs.count((False, True)), pairs.count((True, False))
-    n = len(pairs)
-    before_correct, after_correct = both_right + broken, both_right + fixed
-    return PairedResult(n, before_correct, after_correct, (after_correct - before_correct) / n if n else 0.0,
+    both_right, fixed, broken, n = pairs.count((True, True)), pairs.count((False, True)), pairs.count((True, False)), len(pairs)
+    return PairedResult(n, both_right + broken, both_right + fixed, (fixed - broken) / n if n else 0.0,
                         both_right, n - both_right - fixed - broken, fixed, broken, mcnemar_exact(fixed, broken))

@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import math
 import os
-import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,20 +29,16 @@ def _is_4bit(param) -> bool:
     return param.__class__.__name__ == "Params4bit"  # two 4-bit numbers per stored byte
 
 
-def _count(param) -> int:
-    return param.numel() * (2 if _is_4bit(param) else 1)
-
-
 def trainable_parameters(model) -> tuple[int, int]:
     """(trainable, total) parameter counts; 4-bit packed weights count as the numbers they hold."""
-    params = list(model.parameters())
-    return sum(_count(p) for p in params if p.requires_grad), sum(_count(p) for p in params)
+    counts = [(p.numel() * (2 if _is_4bit(p) else 1), p.requires_grad) for p in model.parameters()]
+    return sum(n for n, trainable in counts if trainable), sum(n for n, _ in counts)
 
 
 def parameter_split(model) -> tuple[int, int]:
     """(weights stored in 4-bit, other frozen weights) of a loaded model, LoRA weights left out."""
     frozen = [p for name, p in model.named_parameters() if "lora_" not in name]
-    return sum(_count(p) for p in frozen if _is_4bit(p)), sum(p.numel() for p in frozen if not _is_4bit(p))
+    return sum(2 * p.numel() for p in frozen if _is_4bit(p)), sum(p.numel() for p in frozen if not _is_4bit(p))
 
 
 def lora_parameter_count(shapes: dict[str, tuple[int, int]], layers: int, rank: int) -> int:
@@ -154,8 +149,7 @@ def predict_budget(*, quantized_params: float, other_params: float, other_bytes:
 
         other_minutes = other_steps("03", profile)
     return Budget(weights, lora_opt, acts + logits, weights + lora_opt + acts + logits + overhead, tokens,
-                  tokens / rate / 60, basis, real_tokens, longest,
-                  dict(other_minutes))
+                  tokens / rate / 60, basis, real_tokens, longest, dict(other_minutes))
 
 
 def steps_for(rows: int, batch_size: int, grad_accum: int, max_steps: int) -> int:
@@ -201,14 +195,12 @@ def checkpoint_problems(checkpoint: Path) -> list[str]:
 
 def last_checkpoint(output_dir: Path, log=print) -> str | None:
     """The newest complete ``checkpoint-N`` folder, or None; one cut short by a disconnect is skipped, said."""
-    output_dir = Path(output_dir)
-    found = sorted((int(m.group(1)), path) for path in output_dir.iterdir()
-                   if path.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", path.name))) if output_dir.is_dir() else []
-    for _, path in reversed(found):
-        problems = checkpoint_problems(path)
-        if not problems:
-            return str(path)
-        log(f"skipping {path.name}: incomplete ({', '.join(problems)}), probably cut short while it was saved")
+    from transformers.trainer_utils import sort_checkpoints  # oldest first, by step
+
+    for path in reversed(sort_checkpoints(str(output_dir))):
+        if not (problems := checkpoint_problems(path)):
+            return path
+        log(f"skipping {Path(path).name}: incomplete ({', '.join(problems)}), probably cut short while it was saved")
     return None
 
 
@@ -285,19 +277,15 @@ def training_log(adapter_dir: Path) -> dict:
 def find_adapter(adapter_root: Path, base_model_id: str, log=print) -> Path:
     """The latest adapter that fits ``base_model_id`` (``latest.json`` first); says which; ``CourseError`` if none."""
     root = Path(adapter_root)
-    runs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
-            and (p / "adapter_config.json").is_file()] if root.is_dir() else []
-    runs += [root] if (root / "adapter_config.json").is_file() else []  # the layout before one folder per run
+    runs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")] if root.is_dir() else []
+    runs = [p for p in [*runs, root] if (p / "adapter_config.json").is_file()]  # root: before one folder per run
     latest = latest_adapter_dir(root)
-    runs.sort(key=lambda p: (p == latest, training_log(p).get("saved_at") or dt.datetime.fromtimestamp(
-        (p / "adapter_config.json").stat().st_mtime, dt.timezone.utc).isoformat(timespec="seconds")), reverse=True)
+    runs.sort(key=lambda p: (p == latest, training_log(p).get("saved_at", "")), reverse=True)
     fitting = [p for p in runs if same_weights(_read_json(p / "adapter_config.json").get("base_model_name_or_path")
                                                or base_model_id, base_model_id)]
-    if not fitting:
-        if runs:
-            check_adapter(runs[0], base_model_id)  # raises adapter_base_mismatch, naming the model it fits
-        raise CourseError("missing_adapter", f"no adapter in {root}", path=root)
-    chosen, info = fitting[0], training_log(fitting[0])
+    chosen = (fitting or runs or [root])[0]
+    check_adapter(chosen, base_model_id)  # none at all, or none for this model: the error says which model it fits
+    info = training_log(chosen)
     why = "the latest saved" if chosen == latest else \
         f"the newest for {base_model_id} (the latest, {latest.name}, is for another model)"
     steps = f", {training_label(info['steps'], info['total_steps'])}" if {"steps", "total_steps"} <= info.keys() else ""

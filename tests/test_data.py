@@ -171,17 +171,6 @@ def test_check_rows_names_the_row_number() -> None:
     assert "'question'" in info.value.detail
 
 
-def test_check_rows_skip_bad_keeps_good_and_reports_bad(capsys: pytest.CaptureFixture[str]) -> None:
-    good2 = {"question": "What is 3+4?", "answer": "#### 7"}
-    rows = [GOOD, {"question": "Q?", "answer": "no number line"}, good2, {"answer": "#### 1"}]
-    kept = check_rows(rows, "mydata", skip_bad=True)
-    assert kept == [GOOD, good2]
-    out = capsys.readouterr().out
-    assert out.count("skipped a broken row") == 2
-    assert "mydata row 2" in out and "'answer'" in out
-    assert "mydata row 4" in out and "'question'" in out
-
-
 # --- load_split on broken files ------------------------------------------------------------
 
 
@@ -193,15 +182,6 @@ def test_a_line_that_is_not_json_is_named_by_its_line(tmp_path: Path) -> None:
     assert err.key == "bad_dataset_row"
     assert err.values["field"] == "(whole line)"
     assert "train.jsonl line 2" in str(err)
-
-
-def test_skip_bad_skips_lines_that_are_not_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    write_jsonl(tmp_path / "train.jsonl", [json.dumps(GOOD), "not json", "", json.dumps(GOOD)])
-    rows = load_split("local", "train", data_dir=tmp_path, skip_bad=True)
-    assert [r["question"] for r in rows] == [GOOD["question"]] * 2
-    out = capsys.readouterr().out
-    assert "train.jsonl line 2" in out
-    assert "line 3" not in out  # blank lines are not errors
 
 
 def test_blank_lines_do_not_shift_line_numbers(tmp_path: Path) -> None:
@@ -227,23 +207,6 @@ def test_load_split_rejects_a_broken_row(tmp_path: Path, bad: dict, field: str) 
     assert err.values["field"] == field
     assert "data/test.jsonl line 2" in err.detail  # the file's line number
     assert repr(field) in err.detail
-
-
-def test_load_split_skip_bad_keeps_the_good_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    lines = [
-        json.dumps({**GOOD, "id": "a"}),
-        json.dumps({"id": "b", "answer": "#### 3"}),
-        "this is not json",
-        json.dumps({"id": "c", "question": "How many?", "answer": "Three."}),
-        json.dumps({**GOOD, "id": "d"}),
-    ]
-    write_jsonl(tmp_path / "test.jsonl", lines)
-    rows = load_split("local", "test", data_dir=tmp_path, skip_bad=True)
-    assert [r["id"] for r in rows] == ["a", "d"]
-    out = capsys.readouterr().out
-    assert out.count("skipped a broken row") == 3
-    assert "test.jsonl line 3" in out
-    assert "'question'" in out and "'answer'" in out
 
 
 # --- the Hub --------------------------------------------------------------------------------

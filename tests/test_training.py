@@ -464,7 +464,7 @@ def test_budget_time_counts_padding_and_the_whole_notebook():
 
 
 def test_predicted_and_measured_memory_use_one_unit():
-    from llmcourse import memory
+    from llmcourse import environment as memory
 
     assert memory.GB == 1e9  # the unit of get_memory_footprint() / 1e9 in the lessons, and of the budget
     budget = training.predict_budget(quantized_params=1e9, other_params=0, other_bytes=2, hidden_size=64, layers=1,
