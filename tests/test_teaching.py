@@ -121,8 +121,12 @@ def test_the_label_mask_puts_loss_on_the_answer_and_its_end_token_only(taught):
     input_ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
     prompt_length = len(tokenizer(example["prompt"])["input_ids"])
     assert tokenizer.decode(input_ids[:prompt_length]) == example["prompt"]
-    assert all(label == -100 for label in labels[:prompt_length]), "the prompt must carry no loss"
-    assert labels[prompt_length:] == input_ids[prompt_length:], "every answer token must carry loss"
+    prompt_carrying = sum(label != -100 for label in labels[:prompt_length])
+    assert prompt_carrying == 0, f"the prompt must carry no loss: {prompt_carrying} of its {prompt_length} tokens do"
+    answer_carrying = sum(label != -100 for label in labels[prompt_length:])
+    assert labels[prompt_length:] == input_ids[prompt_length:], (
+        f"every answer token and the end token must carry loss: {answer_carrying} of {len(labels) - prompt_length} do"
+    )
     assert labels[-1] == tokenizer.eos_token_id, "the end token must carry loss: the model learns to stop"
     carrying = [label for label in labels if label != -100]
     assert tokenizer.decode(carrying) == example["completion"] + tokenizer.eos_token
