@@ -35,7 +35,7 @@ class EvalSettings:
     few_shot_ids: list[str] = field(default_factory=list)  # training rows shown as worked examples (none: zero-shot)
     # How far the adapter was trained: "4 of 4 steps", or "PARTIAL: 2 of 4 steps" when cut short.
     adapter_training: str | None = None
-    engine: str = "hf"  # "hf": generate_batched; "vllm": llmcourse.vllm_engine (scripts/evaluate.py)
+    engine: str = "hf"  # "hf": generate_batched; "vllm": scripts/vllm_engine.py (scripts/evaluate.py)
 
     # What must be equal for a before/after pair to be comparable.
     COMPARED = ("prompt_format", "dataset", "split", "subset_seed", "max_new_tokens", "decoding", "stop_strings",
@@ -81,20 +81,17 @@ def summarize(records: list[dict], wall_time_s: float) -> dict:
     }
 
 
-def evaluate(
-    model, tokenizer, rows: list[dict], settings: EvalSettings, progress: bool = True, examples: list[dict] = ()
-) -> EvalRun:
+def evaluate(model, tokenizer, rows: list[dict], settings: EvalSettings, progress: bool = True,
+             examples: list[dict] = (), generate=None) -> EvalRun:
     """Answer and grade every row: the summary and per-question records. ``examples`` (the training rows named
-    in ``settings.few_shot_ids``) go before every question as worked examples: a few-shot run."""
+    in ``settings.few_shot_ids``) go before every question as worked examples: a few-shot run. ``generate``:
+    ``generate_batched`` (the hf engine), or scripts/vllm_engine.py's ``generate_vllm`` (``settings.engine``)."""
     if [e["id"] for e in examples] != list(settings.few_shot_ids):
         raise ValueError("the few-shot examples must be the rows named in settings.few_shot_ids, in that order")
     shots = [(e["question"], solution_text(e["answer"])) for e in examples]
     texts = [prompt_formats.generation_prompt(r["question"], settings.prompt_format, tokenizer, examples=shots)
              for r in rows]
-    generate = generate_batched
-    if settings.engine == "vllm":  # model is then a vllm_engine.VllmModel: vLLM's engine with the adapter
-        from llmcourse.vllm_engine import generate_vllm as generate
-    generations, stats = generate(
+    generations, stats = (generate or generate_batched)(
         model, tokenizer, texts, batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens,
         end_token_ids=prompt_formats.end_token_ids(tokenizer, settings.prompt_format),
         stop_strings=tuple(settings.stop_strings), progress=progress,

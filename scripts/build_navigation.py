@@ -229,12 +229,13 @@ def unclean(paths: Sequence[Path], check: bool) -> list[Path]:
 
 
 def _timings(root: Path):
-    """``llmcourse.timings`` of the repository at ``root``: the one table every time figure comes from."""
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from llmcourse import timings
+    """``scripts/time_tables.py`` of the repository at ``root``: the tables of ``llmcourse/timings.py``'s figures."""
+    for path in (root, root / "scripts"):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+    import time_tables
 
-    return timings
+    return time_tables
 
 
 def set_time_table(nb, table: str) -> bool | None:
@@ -385,7 +386,7 @@ def build(root: Path = ROOT, check: bool = False) -> Result:
                 cell.source = canonical
                 reasons.append(f"setup cell differs from {first_lesson.name}'s (or REPO_URL / REPO_BRANCH from "
                                "pyproject.toml)")
-            if chain is lessons and path.name[:2] in timings.MEASURED:
+            if chain is lessons and path.name[:2] in timings.NOTEBOOKS:
                 if set_time_table(nb, timings.notebook_table(path.name[:2])):
                     reasons.append("Time and hardware table differs from llmcourse/timings.py")
             new_text = serialize(nb)

@@ -66,7 +66,7 @@ def load_model(args, profile, base_source: str, adapter_dir: Path | None, precis
     from llmcourse.prompts import choose_pad_token
 
     if args.engine == "vllm":
-        from llmcourse.vllm_engine import load_vllm
+        from vllm_engine import load_vllm  # scripts/vllm_engine.py, beside this script
 
         tokenizer = AutoTokenizer.from_pretrained(base_source)
         tokenizer.pad_token = choose_pad_token(tokenizer)
@@ -136,9 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         return rerun_under_vllm_venv(argv)
 
 
-    from llmcourse.storage import folder
-
     from llmcourse.data import fixed_subset, load_split
+    from llmcourse.environment import course_folder
     from llmcourse.evaluation import EvalSettings, evaluate, format_summary
     from llmcourse.offline_models import resolve_model
     from llmcourse.profiles import detect_profile
@@ -152,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     precision = args.base_precision or ("nf4" if args.engine == "hf" else profile.compute_dtype)
     adapter_dir = None
     if args.adapter != "none":
-        adapter_dir = Path(args.adapter) if args.adapter else find_adapter(folder(profile.name, "adapter"),
+        adapter_dir = Path(args.adapter) if args.adapter else find_adapter(course_folder(profile.name, "adapter"),
                                                                             profile.model_id)
     trained = training_log(adapter_dir) if adapter_dir else {}
     rows = load_split(profile.dataset, args.split)
@@ -170,8 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.engine} engine, base {profile.model_id} in {precision}"
           + (f" + adapter {adapter_dir}" if adapter_dir else "") + f"; {len(subset)} questions of {args.split}")
     model, tokenizer = load_model(args, profile, resolve_model(profile.model_id), adapter_dir, precision)
-    run = evaluate(model, tokenizer, subset, settings, progress=not args.no_progress)
-    results_dir = args.results_dir or folder(profile.name, "results")
+    generate = None
+    if args.engine == "vllm":
+        from vllm_engine import generate_vllm as generate
+    run = evaluate(model, tokenizer, subset, settings, progress=not args.no_progress, generate=generate)
+    results_dir = args.results_dir or course_folder(profile.name, "results")
     saved = save_run(run, results_dir)
     print(format_summary(run))
     print(f"  questions/s       {len(subset) / run.summary['wall_time_s']:6.2f}")

@@ -125,18 +125,19 @@ def main(argv=None) -> int:
     import torch
     from accelerate import PartialState
     from datasets import Dataset
-    from llmcourse.storage import folder
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, TrainerCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
     from trl import SFTConfig, SFTTrainer
 
     from llmcourse.data import load_split, solution_text
+    from llmcourse.environment import course_folder
     from llmcourse.hub_access import download_token
     from llmcourse.model_loading import COURSE_QUANTIZATION
     from llmcourse.offline_models import resolve_model
     from llmcourse.profiles import torch_dtype
     from llmcourse.prompts import choose_pad_token, training_example
     from llmcourse.training import (
+        StopAfter,
         adapter_from_checkpoint,
         keep_trainable_weights_in_fp32,
         last_checkpoint,
@@ -160,7 +161,7 @@ def main(argv=None) -> int:
     warmup = max(1, total_steps // 20)
     run_name = (f"{profile.model_id.split('/')[-1].split(':')[-1]}_{prompt_format}_r{profile.lora_r}"
                 f"_n{len(train_rows)}_s{total_steps}_lr{profile.learning_rate:g}" + (f"_p{world}" if world > 1 else ""))
-    checkpoint_dir = folder(profile.name, "checkpoints") / run_name
+    checkpoint_dir = course_folder(profile.name, "checkpoints") / run_name
     log(profile.table())
     log(f"{world} process(es){' with FSDP' if fsdp else ''}: effective batch {profile.batch_size} x "
         f"{profile.grad_accum} x {world} = {profile.batch_size * profile.grad_accum * world} examples per step; "
@@ -218,13 +219,7 @@ def main(argv=None) -> int:
     model.get_input_embeddings().register_forward_hook(
         lambda module, inputs, output: seen.append(int(inputs[0].sum())) if module.training else None)
 
-    class StopAfter(TrainerCallback):
-        def on_step_end(self, args_, state_, control, **kwargs):
-            if stop_after and state_.global_step >= stop_after:
-                control.should_save = True
-                control.should_training_stop = True
-
-    trainer.add_callback(StopAfter())
+    trainer.add_callback(StopAfter(stop_after))  # notebook 03's callback
     resume_from = last_checkpoint(checkpoint_dir, log=log)
     log(f"resuming from {resume_from}" if resume_from else f"starting a fresh run in {checkpoint_dir}")
     started = time.perf_counter()
@@ -243,7 +238,7 @@ def main(argv=None) -> int:
 
     # The adapter, saved once, where notebook 04 finds it (as notebook 03 saves it). save_model is called by
     # every process (FSDP gathers the sharded weights for it); only the main process writes.
-    adapter_dir = folder(profile.name, "adapter") / run_name
+    adapter_dir = course_folder(profile.name, "adapter") / run_name
     staging = staging_dir(adapter_dir) if state.is_main_process else adapter_dir.with_name(f".{adapter_dir.name}.incomplete")
     state.wait_for_everyone()
     if steps_now >= total_steps:

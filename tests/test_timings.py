@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+import time_tables
 from test_navigation import check, nav, read, write
 
 from llmcourse import timings, training
@@ -42,11 +43,11 @@ def _table_of(nb) -> str:
 
 def test_every_copy_agrees_with_the_one_table():
     for path in nav.lesson_notebooks(ROOT):
-        assert _table_of(read(path)) == timings.notebook_table(path.name[:2]), path.name
+        assert _table_of(read(path)) == time_tables.notebook_table(path.name[:2]), path.name
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert timings.readme_table() in readme
+    assert time_tables.readme_table() in readme
     guide = (ROOT / "docs" / "INSTRUCTOR_GUIDE.md").read_text(encoding="utf-8")
-    assert timings.guide_table() in guide
+    assert time_tables.guide_table() in guide
 
 
 def test_a_copy_edited_by_hand_fails_the_check(built):
@@ -70,7 +71,7 @@ def test_a_copy_edited_by_hand_fails_the_check(built):
 
 def test_gpu_figures_are_labelled_estimates_and_the_ampere_row_gives_an_l4():
     for notebook in timings.NOTEBOOKS:
-        table = timings.notebook_table(notebook)
+        table = time_tables.notebook_table(notebook)
         t4 = next(line for line in table.splitlines() if line.startswith("| `t4`"))
         ampere = next(line for line in table.splitlines() if line.startswith("| `ampere`"))
         assert "(estimate)" in t4

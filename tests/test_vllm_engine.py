@@ -38,8 +38,7 @@ def _evaluate(env: dict, engine: str, label: str, results: Path, adapter: Path) 
 def test_vllm_engine_agrees_with_the_hf_engine_on_the_same_weights(tmp_path, smollm2_path, request):
     if "slow" not in (request.config.getoption("markexpr") or "") and not os.environ.get("RUN_VLLM_TEST"):
         pytest.skip("the vLLM engine test runs when asked for: python -m pytest -m slow tests/test_vllm_engine.py")
-    from llmcourse.storage import course_home
-
+    from llmcourse.environment import course_home
     from llmcourse.offline_models import cache_dir
     from llmcourse.results import check_comparable, list_runs, load_run
     from llmcourse.training import find_adapter

@@ -1,4 +1,5 @@
-"""vLLM as a second generation engine for the same harness (``EvalSettings.engine = "vllm"``).
+"""vLLM as a second generation engine for the same harness (``EvalSettings.engine = "vllm"``), for
+scripts/evaluate.py: it runs in vLLM's own environment, never in the course's (so not in the package).
 
 Same prompts (as token ids, encoded exactly as ``generation._encode`` does), greedy decoding, the same end
 tokens and stop strings, the same ``max_new_tokens``, and each answer cut by ``generation._finish``, so the
