@@ -31,7 +31,7 @@ class GenerationStats:
         return self.new_tokens / self.wall_time_s if self.wall_time_s > 0 else 0.0
 
 
-def _finish(tokenizer, prompt: str, token_ids: list[int], end_ids: set[int], stops: tuple[str, ...],
+def cut_answer(tokenizer, prompt: str, token_ids: list[int], end_ids: set[int], stops: tuple[str, ...],
             pad_id: int | None = None) -> Generation:
     """Cut one row at its first end token or stop string. Trailing ``pad_id`` tokens (transformers fills rows
     that finished early with them) are not the model's and are not counted."""
@@ -86,7 +86,7 @@ def generate_batched(model, tokenizer, prompts: list[str], *, batch_size: int, m
                 print(f"Out of memory: retrying with a batch of {batch_size} (answers so far are kept).")
                 continue
             for index, ids in zip(chunk, out[:, encoded["input_ids"].shape[1] :].tolist(), strict=True):
-                results[index] = _finish(tokenizer, prompts[index], ids, end_ids, stop_strings, pad_id)
+                results[index] = cut_answer(tokenizer, prompts[index], ids, end_ids, stop_strings, pad_id)
                 total_new += results[index].new_tokens
             done += len(chunk)
             bar.update(len(chunk))

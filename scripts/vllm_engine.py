@@ -2,7 +2,7 @@
 scripts/evaluate.py: it runs in vLLM's own environment, never in the course's (so not in the package).
 
 Same prompts (as token ids, encoded exactly as ``generation._encode`` does), greedy decoding, the same end
-tokens and stop strings, the same ``max_new_tokens``, and each answer cut by ``generation._finish``, so the
+tokens and stop strings, the same ``max_new_tokens``, and each answer cut by ``generation.cut_answer``, so the
 records mean what the HF engine's mean. The adapter is served with ``LoRARequest`` on top of the base.
 vLLM lives in its own environment (``scripts/setup_vllm.sh``): it pins its own torch and transformers.
 """
@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmcourse.generation import Generation, GenerationStats, _encode, _finish
+from llmcourse.generation import Generation, GenerationStats, _encode, cut_answer
 
 
 @dataclass
@@ -63,11 +63,11 @@ def generate_vllm(model: VllmModel, tokenizer, prompts: list[str], *, batch_size
     for prompt, out in zip(prompts, outputs, strict=True):
         completion = out.outputs[0]
         ids = list(completion.token_ids)
-        # vLLM reports an end token as the stop reason; keep it in the ids so _finish counts it as HF does.
+        # vLLM reports an end token as the stop reason; keep it in the ids so cut_answer counts it as HF does.
         stop = completion.stop_reason
         if completion.finish_reason == "stop" and isinstance(stop, int) and (not ids or ids[-1] != stop):
             ids.append(stop)
         if completion.finish_reason == "stop" and stop is None and (not ids or ids[-1] not in end_ids):
             ids.append(tokenizer.eos_token_id)  # stopped on the model's own EOS
-        generations.append(_finish(tokenizer, prompt, ids, end_ids, tuple(stop_strings)))
+        generations.append(cut_answer(tokenizer, prompt, ids, end_ids, tuple(stop_strings)))
     return generations, GenerationStats(wall, sum(g.new_tokens for g in generations), len(prompts))

@@ -7,7 +7,7 @@ import torch
 
 from llmcourse import prompts
 from llmcourse.evaluation import EvalSettings, evaluate
-from llmcourse.generation import _finish, generate_batched
+from llmcourse.generation import cut_answer, generate_batched
 from llmcourse.troubleshooting import CourseError
 
 QUESTIONS = [
@@ -58,11 +58,11 @@ def spell(text):
 
 def test_stop_rules_cut_the_answer_and_say_why():
     tok, stops = FakeTokenizer(), prompts.PLAIN_STOP_STRINGS
-    at_end = _finish(tok, "p", spell(" 3+4 = 7.\n#### 7") + [1001] + spell("junk"), {1001}, stops)
+    at_end = cut_answer(tok, "p", spell(" 3+4 = 7.\n#### 7") + [1001] + spell("junk"), {1001}, stops)
     assert (at_end.output, at_end.stop_reason, at_end.new_tokens) == ("3+4 = 7.\n#### 7", "end_token", 17)
-    new_question = _finish(tok, "p", spell(" #### 7\nQuestion: Ann has"), {1001}, stops)
+    new_question = cut_answer(tok, "p", spell(" #### 7\nQuestion: Ann has"), {1001}, stops)
     assert (new_question.output, new_question.stop_reason) == ("#### 7", "stop_string")
-    too_long = _finish(tok, "p", spell(" 1 2 3 4 5"), {1001}, stops)
+    too_long = cut_answer(tok, "p", spell(" 1 2 3 4 5"), {1001}, stops)
     assert (too_long.output, too_long.stop_reason) == ("1 2 3 4 5", "length")
 
 

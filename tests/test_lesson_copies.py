@@ -1,5 +1,5 @@
 """The ideas a lesson writes out (notebook 02's grading rules and generation loop, notebook 04's Wilson interval
-and exact McNemar test) equal the package's tested copies, run from the notebooks' own cells, on many inputs.
+and exact McNemar test) equal the package's tested copies; notebook 05's timed streamer works, run from the notebooks' own cells, on many inputs.
 (The notebooks also assert this on their own data when they run; 01's NF4 round trip is checked that way.)"""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,11 +21,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def lesson_functions(notebook: str, cell_id: str) -> dict:
-    """The imports and functions a notebook cell defines (the rest of the cell needs the notebook's state)."""
+    """The imports, functions and classes a notebook cell defines (the rest needs the notebook's state)."""
     nb = nbformat.read(ROOT / "notebooks" / notebook, as_version=4)
     source = next(c.source for c in nb.cells if c.get("id") == cell_id)
     tree = ast.parse(source)
-    tree.body = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom | ast.FunctionDef)]
+    tree.body = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom | ast.FunctionDef | ast.ClassDef)]
     namespace: dict = {}
     exec(compile(tree, f"{notebook}:{cell_id}", "exec"), namespace)
     return namespace
@@ -34,6 +35,7 @@ CLEANING = lesson_functions("02_dataset_and_baseline.ipynb", "cell-08")
 GRADING = lesson_functions("02_dataset_and_baseline.ipynb", "cell-12")
 GENERATION = lesson_functions("02_dataset_and_baseline.ipynb", "generate-01")
 STATS = lesson_functions("04_evaluate_and_compare.ipynb", "stats-01")
+CHAT = lesson_functions("05_use_share_merge.ipynb", "cell-08")
 REALISTIC = [json.loads(line) for line in (ROOT / "tests" / "realistic_outputs.jsonl").read_text().splitlines()
              if line.strip()]
 
@@ -92,3 +94,17 @@ def test_04s_wilson_interval_equals_the_package(counts):
 @given(st.integers(0, 400), st.integers(0, 400))
 def test_04s_mcnemar_equals_the_package(fixed, broken):
     assert STATS["mcnemar_exact"](fixed, broken) == pytest.approx(stats.mcnemar_exact(fixed, broken), rel=1e-12)
+
+
+def test_05s_streamer_prints_only_the_answer_and_times_the_first_token(tiny_llama_4bit, capsys):
+    model, tokenizer = tiny_llama_4bit
+    inputs = tokenizer("Question: 1 + 1?\nAnswer:", return_tensors="pt")
+    streamer = CHAT["TimedStreamer"](tokenizer)
+    with torch.no_grad():
+        out = model.generate(**inputs, streamer=streamer, do_sample=False, max_new_tokens=5,
+                             pad_token_id=tokenizer.pad_token_id)
+    answer = tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    printed = capsys.readouterr().out
+    assert "Question" not in printed  # skip_prompt
+    assert printed.strip() == answer.strip()
+    assert streamer.first_token_s is not None and streamer.first_token_s > 0

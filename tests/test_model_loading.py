@@ -11,6 +11,7 @@ from transformers import BitsAndBytesConfig
 from llmcourse import model_loading, prompts
 from llmcourse.generation import generate_batched
 from llmcourse.profiles import TINY_LLAMA
+from llmcourse.troubleshooting import CourseError
 
 pytestmark = pytest.mark.slow
 
@@ -114,3 +115,14 @@ def test_a_lesson_loads_notebook_01s_copy_with_the_profiles_dtype_and_a_pad_toke
     assert said[0].startswith("Loaded the 4-bit copy") and model.name_or_path != str(folder)
     assert tokenizer.pad_token == "<|finetune_right_pad_id|>" != tokenizer.eos_token
     assert {m.compute_dtype for m in model.modules() if type(m).__name__ == "Linear4bit"} == {torch.float32}
+
+
+def test_attach_adapter_refuses_an_adapter_for_another_base(tiny_llama_4bit, tmp_path):
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "meta-llama/Llama-3.1-8B"}))
+    model, _ = tiny_llama_4bit
+    with pytest.raises(CourseError) as info:
+        model_loading.attach_adapter(model, tmp_path, "offline:tiny-random-llama3")
+    assert info.value.key == "adapter_base_mismatch"
+    with pytest.raises(CourseError) as info:
+        model_loading.attach_adapter(model, tmp_path / "nothing", "offline:tiny-random-llama3")
+    assert info.value.key == "missing_adapter"
