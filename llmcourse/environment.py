@@ -277,16 +277,13 @@ def course_folder(profile: str, name: str) -> Path:
     return course_home(str(Path(profile, name)))
 
 
-def save_pretrained_whole(folder: Path, *objects, before_rename=None) -> Path:
-    """``save_pretrained`` of each object into ``folder``, whole or not at all (``results.write_whole``);
-    ``before_rename(path)`` may still edit the files."""
+def save_pretrained_whole(folder: Path, *objects) -> Path:
+    """``save_pretrained`` of each object into ``folder``, whole or not at all (``results.write_whole``)."""
     from llmcourse.results import write_whole
 
     with write_whole(folder) as partial:
         for obj in objects:
             obj.save_pretrained(partial)
-        if before_rename is not None:
-            before_rename(partial)
     return Path(folder)
 
 
@@ -382,10 +379,7 @@ def run_preflight(profile, requirements: str | os.PathLike[str] | None = None, t
     return report
 
 
-if __name__ == "__main__":  # colab_setup.sh: the pins to install (--missing), or the versions and the GPU
-    if sys.argv[1:] == ["--missing"]:
-        print("\n".join(f"{n}=={v}" for n, v in requirements_pins().items() if not _same(_installed(n) or "", v)))
-    else:
-        print("versions: " + ", ".join(f"{n} {v or '-'}" for n, v in installed_versions().items()))
-        gpu = detect_gpu()
-        print(f"GPU: {gpu}" if gpu.present else "GPU: none (the cpu track runs; Colab: Runtime > Change runtime type)")
+if __name__ == "__main__":  # colab_setup.sh: the versions installed and the GPU
+    print("versions: " + ", ".join(f"{n} {v or '-'}" for n, v in installed_versions().items()))
+    gpu = detect_gpu()
+    print(f"GPU: {gpu}" if gpu.present else "GPU: none (the cpu track runs; Colab: Runtime > Change runtime type)")

@@ -1,5 +1,5 @@
 """GGUF (llama.cpp's format) by llama.cpp's own ``convert_hf_to_gguf.py``; ``Q4_K_M`` needs the compiled llama.cpp
-(over 15 minutes to build on 2 cores, measured): :func:`llama_cpp_commands` prints the commands for one."""
+(over 15 minutes to build on 2 cores, measured): notebook 05 gives the commands for one."""
 
 from __future__ import annotations
 
@@ -45,14 +45,3 @@ def convert(merged_dir: Path, out_file: Path, outtype: str = "q8_0") -> Path:
         if done.returncode != 0:  # its log is long: the end is where the error is
             raise RuntimeError(f"convert_hf_to_gguf.py failed:\n{done.stderr[-3000:]}")
     return Path(out_file)
-
-
-def llama_cpp_commands(merged_dir: Path, name: str = "model") -> str:
-    """The commands that convert, quantize to Q4_K_M and run the model on a machine with llama.cpp."""
-    return f"""# on a machine with a C++ compiler (about 10 minutes to build llama.cpp):
-git clone --depth 1 https://github.com/ggml-org/llama.cpp && cd llama.cpp
-cmake -B build && cmake --build build --config Release -j
-pip install -r requirements/requirements-convert_hf_to_gguf.txt
-python convert_hf_to_gguf.py {merged_dir} --outfile {name}-f16.gguf --outtype f16
-./build/bin/llama-quantize {name}-f16.gguf {name}-Q4_K_M.gguf Q4_K_M
-./build/bin/llama-cli -m {name}-Q4_K_M.gguf -p "Question: ...\\nAnswer:" -n 256 --temp 0"""

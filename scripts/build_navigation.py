@@ -8,7 +8,7 @@ For every notebook under ``notebooks/`` (the lessons ``NN_*.ipynb``, the day-bef
 "< previous | contents | next >" line, as the Python Data Science Handbook's ``tools/add_navigation.py``), writes
 the address and branch of ``pyproject.toml`` (``[project.urls] Repository``, ``[tool.llmcourse] branch``) into
 the setup cell's ``REPO_URL, REPO_BRANCH = ...`` line, keeps every other setup cell identical to the first
-lesson's, writes the "Time and hardware" tables from ``llmcourse/timings.py``, and stores the notebooks clean
+lesson's, writes the "Time and hardware" tables from ``scripts/time_tables.py``, and stores the notebooks clean
 with nbstripout (cell ids kept). In the README it writes the sections between ``<!-- NAME:start -->`` and
 ``<!-- NAME:end -->`` (site link, notebook table, times, troubleshooting table). Links to local files are
 checked by pytest-check-links (scripts/run_tests.sh); this script checks only what that cannot: that each Colab
@@ -39,7 +39,7 @@ GENERATED_FROM = {
     "site": "pyproject.toml's Repository address",
     "notebooks": "the notebooks' titles and objectives",
     "troubleshooting": "llmcourse/troubleshooting.py",
-    "times": "llmcourse/timings.py",
+    "times": "scripts/time_tables.py",
 }
 # The "Time and hardware" table of a notebook: the heading line, a blank line, then the table's lines.
 TIME_TABLE = re.compile(r"(\*\*Time and hardware\*\*\n\n)((?:\|[^\n]*\|[ \t]*(?:\n|$))+)")
@@ -229,7 +229,7 @@ def unclean(paths: Sequence[Path], check: bool) -> list[Path]:
 
 
 def _timings(root: Path):
-    """``scripts/time_tables.py`` of the repository at ``root``: the tables of ``llmcourse/timings.py``'s figures."""
+    """``scripts/time_tables.py`` of the repository at ``root``: the tables of ``scripts/time_tables.py``'s figures."""
     for path in (root, root / "scripts"):
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))
@@ -388,7 +388,7 @@ def build(root: Path = ROOT, check: bool = False) -> Result:
                                "pyproject.toml)")
             if chain is lessons and path.name[:2] in timings.NOTEBOOKS:
                 if set_time_table(nb, timings.notebook_table(path.name[:2])):
-                    reasons.append("Time and hardware table differs from llmcourse/timings.py")
+                    reasons.append("Time and hardware table differs from scripts/time_tables.py")
             new_text = serialize(nb)
             if new_text != texts[path]:
                 if check:

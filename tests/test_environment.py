@@ -424,7 +424,6 @@ def test_save_pretrained_whole_leaves_no_partial_folder(tmp_path):
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "weights").write_text("w")
 
-    out = environment.save_pretrained_whole(tmp_path / "model", Saves(),
-                                            before_rename=lambda p: (p / "extra").write_text("e"))
-    assert sorted(p.name for p in out.iterdir()) == ["extra", "weights"]
+    out = environment.save_pretrained_whole(tmp_path / "model", Saves())
+    assert sorted(p.name for p in out.iterdir()) == ["weights"]
     assert not (tmp_path / "model.partial").exists()

@@ -45,9 +45,3 @@ def test_fetch_converter_unpacks_only_the_converter(tmp_path, monkeypatch):
     assert calls[0][:4] == [sys.executable, "-m", "pip", "download"] and gguf_export.LLAMA_CPP_PYTHON in calls[0]
     calls.clear()
     assert gguf_export.fetch_converter() == path and calls == []  # once
-
-
-def test_commands_convert_quantize_and_run(tmp_path):
-    text = gguf_export.llama_cpp_commands(tmp_path / "merged", name="m")
-    assert f"convert_hf_to_gguf.py {tmp_path / 'merged'}" in text
-    assert "llama-quantize m-f16.gguf m-Q4_K_M.gguf Q4_K_M" in text and "llama-cli -m m-Q4_K_M.gguf" in text
