@@ -81,9 +81,13 @@ def taught(tmp_path_factory):
     compute_dtype = torch_dtype(profile.compute_dtype)
     bnb_config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                     bnb_4bit_compute_dtype=compute_dtype)  # notebook 01's settings
-    # No saved copy: the offline fallback of the cpu track (HF_HUB_OFFLINE, set in conftest) gives the model.
-    model, tokenizer, _ = load_4bit_model(profile.model_id, bnb_config, compute_dtype, copy_folder=None)
-    tokenizer.pad_token = prompts.choose_pad_token(tokenizer)
+
+    def load():  # no saved copy: the cpu track's offline fallback (HF_HUB_OFFLINE, set in conftest) gives the model
+        model, tokenizer, _ = load_4bit_model(profile.model_id, bnb_config, compute_dtype, copy_folder=None)
+        tokenizer.pad_token = prompts.choose_pad_token(tokenizer)
+        return model, tokenizer
+
+    model, tokenizer = load()
 
     subset = fixed_subset(load_split(profile.dataset, "test"), EVAL_SIZE, seed=SUBSET_SEED)
     settings = EvalSettings(
@@ -94,7 +98,11 @@ def taught(tmp_path_factory):
         stop_strings=list(prompts.stop_strings(prompt_format)),
     )
     before = evaluate(model, tokenizer, subset, settings, progress=False)
-
+    # A fresh model for training, as notebook 03 loads one after 02: on a CPU with AVX512-BF16, bitsandbytes
+    # repacks the 4-bit weights for inference the first time they run in eval mode, and that layout has no
+    # backward pass, so a model that has generated once trains silently wrong (the loss stays flat).
+    del model
+    model, tokenizer = load()
     trainer, examples = train_like_notebook_03(model, tokenizer, profile, prompt_format,
                                                tmp_path_factory.mktemp("checkpoints"))
     started = time.perf_counter()
