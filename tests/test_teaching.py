@@ -69,7 +69,11 @@ def taught(tmp_path_factory):
         stop_strings=list(prompts.stop_strings(prompt_format)),
     )
     before = evaluate(model, tokenizer, subset, settings, progress=False)
-
+    # A fresh model for training, as notebook 03 loads one after 02: on a CPU with AVX512-BF16, bitsandbytes
+    # repacks the 4-bit weights for inference the first time they run in eval mode, and that layout has no
+    # backward pass, so a model that has generated once trains silently wrong (the loss stays flat).
+    del model
+    model, tokenizer = load_course_model(profile.model_id, profile.compute_dtype, profile.name, print_fn=lambda _: None)
     trainer, examples = train_like_notebook_03(model, tokenizer, profile, prompt_format,
                                                tmp_path_factory.mktemp("checkpoints"))
     started = time.perf_counter()
