@@ -28,7 +28,7 @@ printf '%s ' "$@" > "$RECORD"
 [ -n "${PIP_FAILS:-}" ] && { echo "ERROR: could not reach the repository" >&2; exit 1; }
 mkdir -p "$SITE/llmcourse"
 touch "$SITE/llmcourse/__init__.py"
-echo "def warn_if_restart_needed(): print('runtime checked')" > "$SITE/llmcourse/runtime.py"
+echo "def warn_if_restart_needed(): print('runtime checked')" > "$SITE/llmcourse/environment.py"
 """
 
 
