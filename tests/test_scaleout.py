@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import os
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from llmcourse.evaluation import EvalRun, EvalSettings
@@ -139,3 +141,26 @@ def test_result_files_record_the_engine_and_old_files_read_as_hf(tmp_path):
     saved.write_text(json.dumps(data))
     assert load_run(saved).settings.engine == "hf"
 
+
+
+def _calls(tree: ast.AST) -> dict[str, dict[str, str]]:
+    """The keyword arguments (as source) of each LoraConfig / SFTConfig call, and the run_name expression."""
+    found: dict[str, dict[str, str]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("LoraConfig", "SFTConfig"):
+            found[node.func.id] = {k.arg: ast.unparse(k.value) for k in node.keywords}
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "run_name":
+            found["run_name"] = {"": ast.unparse(node.value)}
+    return found
+
+
+def test_train_py_sets_what_notebook_03_sets():
+    """The script restates 03's taught LoraConfig and SFTConfig and its run name: a drift fails here."""
+    cells = nbformat.read(ROOT / "notebooks" / "03_lora_sft_training.ipynb", as_version=4).cells
+    lesson = _calls(ast.parse("\n".join(c.source for c in cells if c.get("id") in ("cell-09", "cell-13"))))
+    script = _calls(ast.parse((ROOT / "scripts" / "train.py").read_text()))
+    assert lesson["LoraConfig"] == script["LoraConfig"]
+    differ = {k: (v, script["SFTConfig"].get(k)) for k, v in lesson["SFTConfig"].items() if script["SFTConfig"].get(k) != v}
+    # the output folder and the warm-up (the same formula, over N processes' steps) are the script's own variables
+    assert set(differ) <= {"output_dir", "warmup_steps"}, differ
+    assert script["run_name"][""].startswith(lesson["run_name"][""].rstrip(")")), "the checkpoint folder naming drifted"
