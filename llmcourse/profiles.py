@@ -291,9 +291,10 @@ def detect_profile(requested: str | None = None, env: dict[str, str] | None = No
             name = check_knob("PROFILE", value, source=source)
             return dataclasses.replace(PROFILES[name], reason=f"asked for in {source}")
     if gpu is False:
-        import torch
+        from llmcourse.environment import detect_gpu  # the one GPU probe
 
-        gpu = (torch.cuda.get_device_name(0), torch.cuda.get_device_capability(0)) if torch.cuda.is_available() else None
+        found = detect_gpu()
+        gpu = (found.name, found.capability) if found.present else None
     if gpu is None:
         return dataclasses.replace(PROFILES["cpu"], reason="no CUDA GPU found")
     name, (major, minor) = gpu
