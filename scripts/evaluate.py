@@ -71,8 +71,7 @@ def load_model(args, profile, base_source: str, adapter_dir: Path | None, precis
         tokenizer = AutoTokenizer.from_pretrained(base_source)
         tokenizer.pad_token = choose_pad_token(tokenizer)
         rank = _adapter_rank(adapter_dir)
-        model = load_vllm(base_source, adapter_dir, "float16" if precision == "nf4" else precision,
-                          quantize_4bit=precision == "nf4", max_lora_rank=max(16, rank))
+        model = load_vllm(base_source, adapter_dir, precision, max_lora_rank=max(16, rank))
         return model, tokenizer
     if precision == "nf4":
         from llmcourse.model_loading import load_course_model
@@ -128,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.engine == "vllm" and args.base_precision == "nf4":
+        raise SystemExit("vLLM 0.32 has no bitsandbytes quantization, so it cannot load the 4-bit base: use "
+                         "--base-precision float16, bfloat16 or float32 with --engine vllm, or --engine hf for nf4.")
     if args.engine == "vllm" and importlib.util.find_spec("vllm") is None:
         from llmcourse.offline_models import resolve_model
         from llmcourse.profiles import detect_profile

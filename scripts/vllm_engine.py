@@ -1,7 +1,7 @@
 """vLLM as a second generation engine for the same harness (``EvalSettings.engine = "vllm"``), for
 scripts/evaluate.py: it runs in vLLM's own environment, never in the course's (so not in the package).
 
-Same prompts (as token ids, encoded exactly as ``generation._encode`` does), greedy decoding, the same end
+Same prompts (as token ids, encoded as ``generation.generate_batched`` encodes them), greedy decoding, the same end
 tokens and stop strings, the same ``max_new_tokens``, and each answer cut by ``generation.cut_answer``, so the
 records mean what the HF engine's mean. The adapter is served with ``LoRARequest`` on top of the base.
 vLLM lives in its own environment (``scripts/setup_vllm.sh``): it pins its own torch and transformers.
@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmcourse.generation import Generation, GenerationStats, _encode, cut_answer
+from llmcourse.generation import Generation, GenerationStats, cut_answer
 
 
 @dataclass
@@ -22,20 +22,17 @@ class VllmModel:
 
     llm: object  # vllm.LLM
     lora_request: object | None  # vllm.lora.request.LoRARequest, None for the base model alone
-    base_precision: str  # "nf4" (bitsandbytes, CUDA only) or the 16/32-bit dtype vLLM computes in
+    base_precision: str  # the 16/32-bit dtype vLLM computes in (vLLM 0.32 has no bitsandbytes 4-bit)
 
 
-def load_vllm(base: str, adapter_dir: Path | None, dtype: str, quantize_4bit: bool, max_lora_rank: int = 16,
-              max_model_len: int = 2048, seed: int = 0) -> VllmModel:
-    """vLLM's engine on ``base`` (a folder or a Hub id), with LoRA enabled when an adapter is given.
-
-    ``quantize_4bit`` loads the base with bitsandbytes NF4 as the course does; vLLM supports that on CUDA only.
-    """
+def load_vllm(base: str, adapter_dir: Path | None, dtype: str, max_lora_rank: int = 16, max_model_len: int = 2048,
+              seed: int = 0) -> VllmModel:
+    """vLLM's engine on ``base`` (a folder or a Hub id) in ``dtype``, with LoRA enabled when an adapter is given."""
     import torch
     from vllm import LLM
     from vllm.lora.request import LoRARequest
 
-    extra = {"quantization": "bitsandbytes"} if quantize_4bit else {}
+    extra = {}
     if not torch.cuda.is_available():  # on a CPU this fraction of the RAM is reserved (weights + KV cache): 2 GB
         import psutil
 
@@ -43,7 +40,7 @@ def load_vllm(base: str, adapter_dir: Path | None, dtype: str, quantize_4bit: bo
     llm = LLM(model=str(base), dtype=dtype, enable_lora=adapter_dir is not None, max_lora_rank=max_lora_rank,
               max_model_len=max_model_len, seed=seed, enforce_eager=True, **extra)
     lora = LoRARequest("adapter", 1, str(adapter_dir)) if adapter_dir is not None else None
-    return VllmModel(llm, lora, "nf4" if quantize_4bit else dtype)
+    return VllmModel(llm, lora, dtype)
 
 
 def generate_vllm(model: VllmModel, tokenizer, prompts: list[str], *, batch_size: int, max_new_tokens: int,
@@ -54,7 +51,9 @@ def generate_vllm(model: VllmModel, tokenizer, prompts: list[str], *, batch_size
 
     params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, stop_token_ids=sorted(set(end_token_ids)),
                             stop=list(stop_strings) or None, skip_special_tokens=True, detokenize=True)
-    encoded = [{"prompt_token_ids": _encode(tokenizer, [p])["input_ids"][0].tolist()} for p in prompts]
+    # as generate_batched encodes: no second BOS token after a chat template's own
+    encoded = [{"prompt_token_ids": tokenizer(p, add_special_tokens=not (tokenizer.bos_token and p.startswith(
+        tokenizer.bos_token)))["input_ids"]} for p in prompts]
     start = time.perf_counter()
     outputs = model.llm.generate(encoded, params, lora_request=model.lora_request, use_tqdm=progress)
     wall = time.perf_counter() - start
