@@ -263,8 +263,8 @@ def mount_drive() -> bool:
 
 
 def course_home(profile: str | None = None) -> Path:
-    """The profile's folder for results, adapter, checkpoints and figures: ``$COURSE_HOME``, else Google Drive
-    when mounted (a disconnect loses nothing), else ``outputs/`` in the repository. Profiles never mix."""
+    """The profile's folder for results, adapter, checkpoints, figures: ``$COURSE_HOME``, else Google Drive when
+    mounted (a disconnect loses nothing), else ``outputs/`` beside the course (``WORK_ROOT``). Profiles never mix."""
     default = DRIVE_ROOT / DRIVE_FOLDER if DRIVE_ROOT.is_dir() else WORK_ROOT / "outputs"
     root = Path(os.environ.get("COURSE_HOME") or default)
     home = root / profile if profile else root
