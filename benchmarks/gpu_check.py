@@ -11,11 +11,15 @@ Stages (the JSON is written after each one, so a run cut short keeps what it mea
 1. ``build``: a random Llama-3.1-8B-shaped checkpoint (bf16) with the real Llama 3 tokenizer;
 2. ``generation_t4``: loaded in NF4 with fp16 compute, GSM8K-length prompts (the real test questions from
    ``../shared/data/gsm8k/test.jsonl`` when present, else the same length distribution), 256 new tokens at
-   the t4 eval batch size, through the course's one generation path (``generate_batched``);
+   the t4 eval batch size, through the course's one generation path (``generate_batched``), then 4 of the
+   questions one at a time (the batched speed-up per question);
 3. ``training_t4``: SFT steps at the t4 settings: fp16 mixed precision with the LoRA weights kept in fp32,
    paged 8-bit AdamW, gradient checkpointing, batch 4 x accumulation 4, rows of real GSM8K lengths (train
    split), completion-only loss; beside the training budget the notebook predicts for them;
-4. ``training_ampere``: the same at the ampere settings (bf16, batch 16).
+4. ``training_levers_t4``: the t4 settings with one lever changed at a time, on the same rows (``LEVERS``): rows
+   grouped by length or not, gradient checkpointing off, padding-free batches, the Liger kernels (skipped where
+   liger-kernel or CUDA is missing), rows packed to 512 and to 1024 tokens; useful tokens/s and peak memory each;
+5. ``training_ampere``: the same as 3 at the ampere settings (bf16, batch 16).
 
 It needs torch, transformers, bitsandbytes, peft and accelerate, but neither TRL nor datasets: the steps
 are run by ``transformers.Trainer`` on a PEFT model prepared as TRL 1.16's SFTTrainer prepares it
@@ -155,6 +159,55 @@ def collate(pad_id: int):
     return collate_rows
 
 
+def collate_padding_free(pad_id: int):
+    """As TRL's padding-free collator: a batch's rows (or packed bins of rows) as one sequence, no padding and no
+    attention mask; the position ids restart at every row, so sdpa attention keeps the rows apart
+    (tests/test_padding_free.py checks that on the smoke model)."""
+
+    def collate_rows(rows: list[dict]) -> dict:
+        ids = [t for r in rows for t in r["input_ids"]]
+        labels = [t for r in rows for t in r["labels"]]
+        positions = [t for r in rows for t in r.get("position_ids", range(len(r["input_ids"])))]
+        labels = [-100 if p == 0 else t for t, p in zip(labels, positions, strict=True)]  # no row predicts the next
+        return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]),
+                "position_ids": torch.tensor([positions])}
+
+    return collate_rows
+
+
+def pack(rows: list[dict], length: int) -> list[dict]:
+    """Rows packed into bins of at most ``length`` tokens (first fit, longest first), with restarting position ids."""
+    bins: list[list[dict]] = []
+    for row in sorted(rows, key=lambda r: -len(r["input_ids"])):
+        target = next((b for b in bins if sum(len(r["input_ids"]) for r in b) + len(row["input_ids"]) <= length), None)
+        bins.append([row]) if target is None else target.append(row)
+    return [{"input_ids": [t for r in b for t in r["input_ids"]], "labels": [t for r in b for t in r["labels"]],
+             "position_ids": [i for r in b for i in range(len(r["input_ids"]))]} for b in bins]
+
+
+# One change at a time to the t4 settings of ``training_t4`` (rows grouped by length, as notebook 03 does).
+LEVERS = {
+    "t4 settings": {},
+    "random batches (not grouped by length)": {"group_by_length": False},
+    "gradient checkpointing off": {"gradient_checkpointing": False},
+    "padding-free": {"padding_free": True},
+    "Liger kernels (use_liger_kernel)": {"use_liger_kernel": True},
+    "packed to 512 tokens": {"pack_to": 512},
+    "packed to 1024 tokens": {"pack_to": 1024},
+}
+LEVER_FIGURES = ("rows", "real_tokens", "padded_tokens", "seconds_per_step", "real_tokens_per_s", "peak_gb",
+                 "gradient_checkpointing", "final_loss")
+
+
+def liger_unavailable() -> str | None:
+    """Why the Liger kernels cannot be measured here (None when they can)."""
+    import importlib.util
+
+    if importlib.util.find_spec("liger_kernel") is None:
+        return "liger-kernel is not installed (pip install liger-kernel: it needs Triton and a CUDA GPU)"
+    return None if torch.cuda.is_available() else "the Liger kernels are Triton kernels: they need a CUDA GPU"
+
+
 def build_random_checkpoint(folder: Path, shape: dict, tokenizer) -> Path:
     """Save a Llama with random weights (bf16) and the real tokenizer, to load it the notebooks' way."""
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -186,31 +239,52 @@ def load_nf4(folder: Path, profile_name: str):
     return model, time.perf_counter() - started
 
 
-def generation_check(model, tokenizer, texts: list[str], batch_size: int, max_new_tokens: int) -> dict:
+def generation_check(model, tokenizer, texts: list[str], batch_size: int, max_new_tokens: int,
+                     one_at_a_time: int = 4) -> dict:
+    """Batched generation of ``texts``, then the first ``one_at_a_time`` of them one question at a time: the
+    batched speed-up per question (random weights never stop, so every answer is ``max_new_tokens`` long)."""
     free_memory()
     reset_peak_memory()
     lengths = [len(tokenizer(t)["input_ids"]) for t in texts]
     _, stats = generate_batched(model, tokenizer, texts, batch_size=batch_size, max_new_tokens=max_new_tokens,
                                 end_token_ids=[tokenizer.eos_token_id], progress=False)
+    peak = peak_memory_gb()
+    started = time.perf_counter()
+    for text in texts[:one_at_a_time]:
+        generate_batched(model, tokenizer, [text], batch_size=1, max_new_tokens=max_new_tokens,
+                         end_token_ids=[tokenizer.eos_token_id], progress=False)
+    single_s = (time.perf_counter() - started) / one_at_a_time
     steps = -(-len(texts) // stats.batch_size) * max_new_tokens
     return {"questions": len(texts), "batch_size": stats.batch_size, "max_new_tokens": max_new_tokens,
             "prompt_tokens_mean": round(sum(lengths) / len(lengths), 1), "prompt_tokens_max": max(lengths),
             "new_tokens": stats.new_tokens, "seconds": round(stats.wall_time_s, 1),
             "tokens_per_s": round(stats.tokens_per_s, 1),
             "seconds_per_decoding_step": round(stats.wall_time_s / steps, 4),
-            "peak_gb": _round(peak_memory_gb()), "footprint_gb": round(model.get_memory_footprint() / 1e9, 2)}
+            "peak_gb": _round(peak), "footprint_gb": round(model.get_memory_footprint() / 1e9, 2),
+            "one_at_a_time_s_per_question": round(single_s, 2),
+            "batched_speedup": round(single_s / (stats.wall_time_s / len(texts)), 1)}
 
 
 def training_check(model, tokenizer, profile_name: str, steps: int, rows: list[dict], data_source: str,
-                   max_length: int, tiny: bool = False) -> dict:
+                   max_length: int, tiny: bool = False, *, group_by_length: bool = True, padding_free: bool = False,
+                   pack_to: int | None = None, gradient_checkpointing: bool | None = None,
+                   use_liger_kernel: bool = False) -> dict:
+    """SFT steps at the profile's settings on ``model`` (the LoRA adapter is removed again afterwards, so the
+    next call starts from the same base); the keyword arguments are the levers of ``LEVERS``."""
     from peft import LoraConfig, get_peft_model
     from transformers import Trainer, TrainingArguments
 
     profile = PROFILES[profile_name]
     if tiny:  # the code path only: small batches on a CPU
         profile = dataclasses.replace(profile, batch_size=2, grad_accum=2)
+    if gradient_checkpointing is not None:
+        profile = dataclasses.replace(profile, gradient_checkpointing=gradient_checkpointing)
+    if not profile.gradient_checkpointing and model.is_gradient_checkpointing:
+        model.gradient_checkpointing_disable()  # left on by an earlier call
     on_gpu = torch.cuda.is_available()
     rows = [{k: v[:max_length] for k, v in r.items()} for r in rows]
+    if pack_to:
+        rows, padding_free = pack(rows, pack_to), True
     model = get_peft_model(model, LoraConfig(r=profile.lora_r, lora_alpha=profile.lora_alpha, lora_dropout=0.05,
                                              target_modules="all-linear", task_type="CAUSAL_LM"))
     if profile.gradient_checkpointing:
@@ -231,14 +305,18 @@ def training_check(model, tokenizer, profile_name: str, steps: int, rows: list[d
         report_to="none",
         use_cpu=not on_gpu,
         remove_unused_columns=False,
+        train_sampling_strategy="group_by_length" if group_by_length else "random",
+        use_liger_kernel=use_liger_kernel,
         seed=42,
     )
-    trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=collate(tokenizer.pad_token_id))
+    collator = (collate_padding_free if padding_free else collate)(tokenizer.pad_token_id)
+    trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=collator)
     counts = {"padded": 0, "real": 0}  # what the GPU computed (padding included) and the rows' own tokens
 
     def count(module, args_, kwargs):
         counts["padded"] += kwargs["input_ids"].numel()
-        counts["real"] += int(kwargs["attention_mask"].sum())
+        mask = kwargs.get("attention_mask")
+        counts["real"] += int(mask.sum()) if mask is not None else kwargs["input_ids"].numel()
 
     hook = model.register_forward_pre_hook(count, with_kwargs=True)
     # The budget notebook 03 prints for these settings, for the profile's whole run (other steps left out).
@@ -270,8 +348,11 @@ def training_check(model, tokenizer, profile_name: str, steps: int, rows: list[d
             {str(p.dtype) for p in model.parameters() if p.requires_grad}),
         "batch": profile.batch_size, "grad_accum": profile.grad_accum, "steps": steps, "rows_from": data_source,
         "row_tokens_mean": round(sum(lengths) / len(lengths), 1), "row_tokens_max": max(lengths),
+        "rows": len(rows), "group_by_length": group_by_length, "padding_free": padding_free, "pack_to": pack_to,
+        "use_liger_kernel": use_liger_kernel,
         "real_tokens": real, "padded_tokens": padded, "seconds": round(seconds, 1),
         "seconds_per_step": round(seconds / steps, 2), "padded_tokens_per_s": round(measured_rate, 1),
+        "real_tokens_per_s": round(real / seconds, 1),
         "peak_gb": _round(peak), "final_loss": trainer.state.log_history[-1].get("train_loss"),
         "budget": {
             "steps_planned": planned_steps,
@@ -283,6 +364,7 @@ def training_check(model, tokenizer, profile_name: str, steps: int, rows: list[d
             "note": "peak memory carries over to the profile's GPU; the rate is this GPU's, not a T4's or an L4's",
         },
     }
+    model.unload()  # the base model without LoRA layers, for the next call
     del trainer, model
     free_memory()
     return result
@@ -333,6 +415,18 @@ def main(argv=None) -> int:
         rows, source = train_rows(tokenizer, row_count["t4"], rng)
         report.stage("training_t4", training_check(model, tokenizer, "t4", steps, rows, source, max_length["t4"],
                                                    args.tiny))
+
+        # The levers side by side on the same rows: enough of them to fill every step when packed to 1024 tokens.
+        rows, source = train_rows(tokenizer, row_count["t4"] * 8, rng)
+        levers: dict[str, dict] = {}
+        for name, options in LEVERS.items():
+            reason = liger_unavailable() if options.get("use_liger_kernel") else None
+            figures = {"skipped": reason} if reason else training_check(
+                model, tokenizer, "t4", steps, rows, source, max_length["t4"], args.tiny, **options)
+            levers[name] = {k: figures[k] for k in (LEVER_FIGURES if not reason else ("skipped",))}
+            report.data["training_levers_t4"] = levers  # saved after each lever: a cut run keeps the rest
+            report.save()
+        report.stage("training_levers_t4", levers)
         del model
         free_memory()
 

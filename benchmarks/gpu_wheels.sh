@@ -13,6 +13,8 @@ binary=(--no-deps --only-binary=:all: --python-version 3.12 --implementation cp
 # Compiled wheels, for CPython 3.12 on x86-64 Linux (the versions pinned in requirements.txt where pinned).
 python3 -m pip download "${binary[@]}" bitsandbytes==0.50.2 tiktoken==0.14.0 psutil==7.2.2
 # Pure-Python wheels.
-python3 -m pip download --no-deps --only-binary=:all: -d "$dest" peft==0.21.2 accelerate==1.15.0 llama-models==0.3.0
+# liger-kernel: Triton kernels for the training_levers_t4 stage (Triton comes with the GPU machine's torch).
+python3 -m pip download --no-deps --only-binary=:all: -d "$dest" peft==0.21.2 accelerate==1.15.0 llama-models==0.3.0 \
+  liger-kernel==0.8.5
 ls -l "$dest"
 du -ch "$dest"/*.whl | tail -1

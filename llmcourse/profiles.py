@@ -91,7 +91,8 @@ _NO_PAGING = "no GPU: plain AdamW, as paging moves optimizer states between GPU 
 _NO_CHECKPOINTING = "on a CPU, recomputing activations costs time for little memory saved: pitfall 2"
 _SHORT_DATA = "the longest training example in data/ is 150 tokens with SmolLM2's tokenizer, 133 with Llama 3's"
 _AMPERE_BATCH = "24-80 GB hold 16 rows at once: the T4's 16 examples a step, without accumulating"
-_CPU_BATCH = "no GPU memory to fit: 8 rows a step, so 960 rows make 120 steps (about 16 min on 2 cores)"
+_CPU_BATCH = ("no memory to save: 4 rows a step, no accumulation (300 steps over data/'s 1,200 rows); on 480 rows, "
+              "twice the steps of 8 a step in the same time taught more (20% against 6%: benchmarks/results/cpu_levers.jsonl)")
 PROFILES: dict[str, Profile] = {
     "t4": Profile(
         "t4", "free Colab T4 or any pre-Ampere GPU: Llama 3.1 8B in NF4, fp16 compute", LLAMA_BASE, "float16",
@@ -107,11 +108,10 @@ PROFILES: dict[str, Profile] = {
         "cpu", "no GPU or no Hub: SmolLM2-135M-Instruct in NF4 with fp32 compute, the project's data/", SMOLLM2,
         "float32", "local", eval_size=100, eval_batch_size=25, save_steps=25,
         max_new_tokens=100,  # the longest worked solution in data/ is 85 tokens
-        train_size=960, learning_rate=1e-3, batch_size=8, grad_accum=1, max_length=256, optim="adamw_torch",
+        train_size=None, learning_rate=1e-3, grad_accum=1, max_length=256, optim="adamw_torch",  # all 1,200 rows
         gradient_checkpointing=False,
         changes={"learning_rate": "SmolLM2-135M, the model a CPU can train, is 60x smaller than the 8B: it takes "
-                 "a 5x larger step (the rate of the measured cpu track, 0% -> 35%)", "batch_size": _CPU_BATCH,
-                 "grad_accum": _CPU_BATCH, "max_length": _SHORT_DATA, "optim": _NO_PAGING,
+                 "a 5x larger step (2e-3 taught less: benchmarks/results/cpu_levers.jsonl)", "grad_accum": _CPU_BATCH, "max_length": _SHORT_DATA, "optim": _NO_PAGING,
                  "gradient_checkpointing": _NO_CHECKPOINTING}),
     "smoke": Profile(
         "smoke", "CI: a tiny random Llama with the real Llama 3 tokenizer, a few rows, minutes", TINY_LLAMA,
@@ -153,7 +153,7 @@ def _knob_list() -> list[Knob]:
              "PUSH_TO_HUB", "MERGE", "VERIFY_MERGE", "EXPORT_GGUF", "COMPARE_4BIT_MERGE")
     wholes = [("EVAL_BATCH_SIZE", 16), ("MAX_NEW_TOKENS", 256), ("BATCH_SIZE", 4), ("GRAD_ACCUM", 4),
               ("MAX_LENGTH", 512), ("SAVE_STEPS", 10), ("STOP_AFTER_STEPS", 5), ("DEMO_STEPS", 10), ("STOP_AT", 5),
-              ("DEMO_BATCH_SIZE", 4), ("SUBSET_SEED", 1234, 0), ("OTHER_SEED", 99, 0),
+              ("DEMO_BATCH_SIZE", 4), ("SUBSET_SEED", 1234, 0), ("OTHER_SEED", 99, 0), ("TRAIN_SEED", 42, 0),
               ("LORA_R", 16, 1, " (usually 8-64)"), ("FEW_SHOT", 4, 0, " (0: no few-shot row)"),
               ("EVAL_SIZE", 200, 1, ", at most the number of test questions", "test"),
               ("TRAIN_SIZE", 2000, 1, ", at most the number of training rows", "train")]

@@ -98,7 +98,7 @@ class Budget:
                  f"  activations + logits    {self.activations_gb:6.2f} GB",
                  f"  predicted peak          {self.peak_gb:6.2f} GB  (GB = 10^9 bytes, as measured below)",
                  f"  tokens to train on      {self.real_tokens:,} real, {self.tokens:,} with padding "
-                 f"(batches padded to their longest row, about {self.longest_row:.0f} tokens)",
+                 f"(a batch padded to its longest row: {self.longest_row:.0f} tokens)",
                  f"  predicted training      {self.minutes:6.1f} min  ({self.basis})"]
         lines += [f"  {step:<23} {minutes:6.1f} min" for step, minutes in self.other_minutes.items()]
         if self.other_minutes:
@@ -107,11 +107,12 @@ class Budget:
 
 
 # Training throughput in padded tokens/s per billion parameters, for QLoRA with each profile's settings.
-# cpu: MEASURED on 2 cores (SmolLM2-135M in NF4, fp32, LoRA r16 on all linear layers, batch 8, 960 rows of
-# data/: 114,849 padded tokens in 21.7 min = 88 tokens/s, x 0.139 B parameters). t4: an ESTIMATE from the
+# cpu: MEASURED on 2 cores (SmolLM2-135M in NF4, fp32, LoRA r16 on all linear layers, batch 4 grouped by length,
+# 160 rows of data/: 15,028 tokens in 103.7 s = 145 tokens/s, x 0.139 B parameters; `python benchmarks/
+# cpu_levers.py speed --rows 160`, benchmarks/results/cpu_levers.jsonl). t4: an ESTIMATE from the
 # T4's 65 fp16 TFLOP/s at the ~12% utilisation commonly reported for QLoRA with gradient checkpointing (8 x
 # params FLOPs per token: forward, backward, recompute). ampere: an ESTIMATE for an A100 (312 TFLOP/s at ~20%).
-THROUGHPUT_TOKENS_PER_S_PER_BPARAM = {"cpu": 12.3, "smoke": 12.3, "t4": 65e12 * 0.12 / 8 / 1e9,
+THROUGHPUT_TOKENS_PER_S_PER_BPARAM = {"cpu": 20.1, "smoke": 20.1, "t4": 65e12 * 0.12 / 8 / 1e9,
                                       "ampere": 312e12 * 0.20 / 8 / 1e9}
 
 
@@ -125,9 +126,10 @@ def expected_longest(lengths: list[int], batch_size: int) -> float:
 def predict_budget(*, quantized_params: float, other_params: float, other_bytes: int, hidden_size: int,
                    layers: int, vocab_size: int, lora_params: int, token_lengths: list[int], batch_size: int,
                    grad_accum: int, steps: int, gradient_checkpointing: bool, profile: str,
-                   other_minutes: dict[str, float] | None = None) -> Budget:
+                   other_minutes: dict[str, float] | None = None, grouped_by_length: bool = False) -> Budget:
     """Peak memory and minutes from the model's shape and the real token lengths; ``other_params`` (not 4-bit)
-    take ``other_bytes`` each; ``other_minutes`` default to ``timings``' other steps of notebook 03."""
+    take ``other_bytes`` each; ``other_minutes`` default to ``timings``' other steps of notebook 03. Rows
+    ``grouped_by_length`` fill a batch with rows about as long as each other: padded to about the mean."""
     from llmcourse.environment import GB
 
     weights = (quantized_params * 0.5 * 1.03 + other_params * other_bytes) / GB  # NF4 + ~3% block scales
@@ -139,9 +141,10 @@ def predict_budget(*, quantized_params: float, other_params: float, other_bytes:
     acts = batch_size * seq * hidden_size * layers * (2 if gradient_checkpointing else 34) / GB
     logits = batch_size * seq * vocab_size * 4 * 2 / GB  # fp32 logits and their gradient
     overhead = 0.6 if profile in ("t4", "ampere") else 0.0  # CUDA context and allocator slack
-    longest = expected_longest(lengths, batch_size) if lengths else 0.0
+    mean = sum(lengths) / max(len(lengths), 1)
+    longest = mean if grouped_by_length or not lengths else expected_longest(lengths, batch_size)
     tokens = int(longest * batch_size * grad_accum * steps)  # what the GPU computes, padding included
-    real_tokens = int(sum(lengths) / max(len(lengths), 1) * batch_size * grad_accum * steps)
+    real_tokens = int(mean * batch_size * grad_accum * steps)
     rate = THROUGHPUT_TOKENS_PER_S_PER_BPARAM[profile] / max((quantized_params + other_params) / 1e9, 1e-9)
     basis = "measured rate on a 2-core CPU" if profile in ("cpu", "smoke") else "ESTIMATE, not measured"
     if other_minutes is None:

@@ -18,6 +18,7 @@ badge and GitHub link to this repository names its branch and a file that exists
 from __future__ import annotations
 
 import argparse
+import json
 import posixpath
 import re
 import subprocess
@@ -40,7 +41,10 @@ GENERATED_FROM = {
     "notebooks": "the notebooks' titles and objectives",
     "troubleshooting": "llmcourse/troubleshooting.py",
     "times": "scripts/time_tables.py",
+    "seeds": "benchmarks/results/cpu_track_seeds.md",
+    "batched": "benchmarks/results/batched_vs_sequential.json",
 }
+MADE_BY = {"seeds": "benchmarks/cpu_track_seeds.py", "batched": "benchmarks/batched_vs_sequential.py"}
 # The "Time and hardware" table of a notebook: the heading line, a blank line, then the table's lines.
 TIME_TABLE = re.compile(r"(\*\*Time and hardware\*\*\n\n)((?:\|[^\n]*\|[ \t]*(?:\n|$))+)")
 REPO_LINE = re.compile(r'^REPO_URL, REPO_BRANCH = "[^"]*", "[^"]*"', re.MULTILINE)
@@ -297,7 +301,21 @@ def readme_sections(root: Path, repo: RepoInfo, notebooks: dict) -> dict[str, st
                     "`.github/workflows/pages.yml`).",
             "notebooks": notebooks_table(root, repo, notebooks),
             "troubleshooting": markdown_table(),
-            "times": _timings(root).readme_table()}
+            "times": _timings(root).readme_table(),
+            "seeds": result_text(root, "seeds"), "batched": result_text(root, "batched")}
+
+
+def result_text(root: Path, name: str) -> str:
+    """A benchmark's result file (``GENERATED_FROM[name]``), for the README and the lessons that quote it."""
+    path = root / GENERATED_FROM[name]
+    if not path.is_file():
+        return f"Not measured yet: `python {MADE_BY[name]}` writes `{GENERATED_FROM[name]}`."
+    if path.suffix == ".json":  # batched_vs_sequential.py's figures
+        f = json.loads(path.read_text())
+        return (f"Measured on the cpu track ({f['threads']} threads, `{MADE_BY[name]}`): {f['questions']} questions "
+                f"in batches of {f['batch_size']} took {f['batched_s']:.0f} s, one at a time {f['one_at_a_time_s']:.0f} s: "
+                f"**{f['speedup']:.1f}x faster**, with {f['identical_answers']} of {f['questions']} answers identical.")
+    return path.read_text().strip()
 
 
 def _section(text: str, name: str) -> str | None:
@@ -386,6 +404,9 @@ def build(root: Path = ROOT, check: bool = False) -> Result:
                 cell.source = canonical
                 reasons.append(f"setup cell differs from {first_lesson.name}'s (or REPO_URL / REPO_BRANCH from "
                                "pyproject.toml)")
+            for name, cell in [(n, c) for n in MADE_BY for c in nb.cells if f"<!-- {n}:start -->" in c.source]:
+                cell.source, old = replace_section(cell.source, name, result_text(root, name)), cell.source
+                reasons += [f"{name} section differs from {GENERATED_FROM[name]}"] if cell.source != old else []
             if chain is lessons and path.name[:2] in timings.NOTEBOOKS:
                 if set_time_table(nb, timings.notebook_table(path.name[:2])):
                     reasons.append("Time and hardware table differs from scripts/time_tables.py")

@@ -118,7 +118,8 @@ def _results(profile: str) -> dict:
     return {"model_id": before.settings.model_id, "questions": paired.n, "before_strict": paired.before_accuracy,
             "after_strict": paired.after_accuracy, "difference": paired.difference, "mcnemar_p": paired.p_value,
             "before_flexible": before.summary["flexible_accuracy"], "after_flexible": after.summary["flexible_accuracy"],
-            "after_end_token": after.summary["end_token_share"], "adapter": after.settings.adapter,
+            "after_end_token": after.summary["end_token_share"], "after_stopped": after.summary["stopped_share"],
+            "adapter": after.settings.adapter,
             "adapter_training": after.settings.adapter_training, **found}  # "PARTIAL: ..." when 03 was cut short
 
 

@@ -32,13 +32,37 @@ if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null 
 fi
 bash scripts/build_site.sh
 export SITE_DIR="$ROOT/outputs/site"
+# The teaching guard (tests/test_teaching.py: the cpu model trained briefly must learn) takes minutes of torch on
+# its own: it runs beside the other tests, each process on one core (two torch processes of two threads each on a
+# 2-core machine slow each other several times over). SKIP_TEACHING_GUARD=1 leaves it out (a quick local run).
+export OMP_NUM_THREADS=1
+guard_pid=""
+if [ "${SKIP_TEACHING_GUARD:-0}" != 1 ]; then
+  echo "== the teaching guard, in the background (pytest -m teaching; its output follows pytest's)"
+  python -c "from llmcourse.offline_models import smollm2_folder; smollm2_folder()"  # built once, before both use it
+  mkdir -p outputs
+  TQDM_DISABLE=1 python -m pytest -m teaching -q -s -p no:cacheprovider --basetemp=outputs/.pytest-teaching tests/test_teaching.py \
+    > outputs/teaching_guard.log 2>&1 &
+  guard_pid=$!
+fi
 echo "== pytest"
 set +e
 python -m pytest "$@"
 status=$?
+guard_status=0
+if [ -n "$guard_pid" ]; then
+  wait "$guard_pid"
+  guard_status=$?
+  echo "== the teaching guard (outputs/teaching_guard.log)"
+  grep -v "Warning\|warn" outputs/teaching_guard.log | tail -n 25
+fi
 set -e
 if [ "$status" -eq 5 ]; then
   echo "pytest collected no tests: that is a failure here"
+  exit 1
+fi
+if [ "$guard_status" -ne 0 ]; then
+  echo "the teaching guard failed (exit $guard_status): the course no longer teaches; see above"
   exit 1
 fi
 exit "$status"

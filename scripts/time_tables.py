@@ -8,6 +8,9 @@ usual GPU) is scaled from an A100 by the published ratios."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from llmcourse.profiles import PROFILES
 from llmcourse.timings import STEPS, _fixed
 
@@ -18,19 +21,31 @@ WEIGHTS_4BIT_GB = 5.7  # Llama 3.1 8B in NF4 with double quantization (notebook 
 DECODE_EFFICIENCY = 0.08  # ASSUMED share of the bandwidth 4-bit decoding reaches; benchmarks/gpu_check.py measures it
 N_PARAMS_B = 8.03
 
-# Expected longest row of a batch (tokens), computed with training.expected_longest on the real GSM8K
-# (../shared/data/gsm8k, Llama 3 tokenizer, plain prompt format; tests/test_timings.py recomputes them):
-GSM8K_TRAIN_LONGEST = {4: 196, 16: 248}  # prompt + solution + end token, training split
+# Token lengths of the real GSM8K (../shared/data/gsm8k, Llama 3 tokenizer, plain prompt format;
+# tests/test_timings.py recomputes them). Training groups rows by length (notebook 03), so a batch is padded to
+# about the mean row; generation pads each batch to its longest answer (training.expected_longest):
+GSM8K_TRAIN_MEAN = 141  # prompt + solution + end token, training split (random batches of 4: longest 196)
 GSM8K_ANSWER_LONGEST = {32: 177, 64: 193}  # worked solution + end token (what a fine-tuned model writes)
+SEEDS_RESULT = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "cpu_track_seeds.json"
+
+
+def _seeds(notebook: str) -> float:
+    """The slowest minutes of ``notebook`` over the cpu track's seeds (``benchmarks/cpu_track_seeds.py``)."""
+    return max(row["minutes"][notebook] for row in json.loads(SEEDS_RESULT.read_text())["seeds"])
+
+
 # Measured times, by notebook then profile: (what the notebook's table says, the README's column).
 ON_2_CORES = "measured on 2 cores"
 MEASURED = {
     "00": {"cpu": ("under 1 min", "<1 min"), "smoke": ("under 1 min", "<1 min")},
     "01": {"cpu": ("under 1 min with SmolLM2-135M", "0.3 min"), "smoke": ("under 30 s", "<1 min")},
-    "02": {"cpu": ("about 2 min for 100 questions with SmolLM2-135M", "1.8 min"), "smoke": ("under 1 min", "<1 min")},
-    "03": {"cpu": ("about 16 min for one epoch of 960 examples with SmolLM2-135M", "16 min"),
-           "smoke": ("under 1 min", "~1 min")},
-    "04": {"cpu": ("about 1 min for 100 questions with SmolLM2-135M", "1.0 min"), "smoke": ("under 1 min", "<1 min")},
+    # 02-04 on the cpu track: the slowest of the seeds in benchmarks/results/cpu_track_seeds.json
+    "02": {"cpu": (f"about {_seeds('02'):.0f} min for 100 questions with SmolLM2-135M", f"{_seeds('02'):.1f} min"),
+           "smoke": ("under 1 min", "<1 min")},
+    "03": {"cpu": (f"about {_seeds('03'):.0f} min for one epoch of data/'s 1,200 examples with SmolLM2-135M",
+                   f"{_seeds('03'):.0f} min"), "smoke": ("under 1 min", "~1 min")},
+    "04": {"cpu": (f"about {_seeds('04'):.0f} min for 100 questions with SmolLM2-135M", f"{_seeds('04'):.1f} min"),
+           "smoke": ("under 1 min", "<1 min")},
     "05": {"cpu": ("under 1 min with SmolLM2-135M, the merge and its check included", "0.5 min",
                    ON_2_CORES + "; up to 5 min with the cores shared"), "smoke": ("under 1 min", "<1 min")},
 }
@@ -70,7 +85,7 @@ def gpu_steps(notebook: str, gpu: str) -> dict[str, float]:
     elif notebook == "03":
         train_rows = min(p.train_size or 10**9, split_size(HUB_DATASET, "train"))
         count = steps_for(train_rows, p.batch_size, p.grad_accum, p.max_steps)
-        steps["training"] = training_minutes(gpu, p.batch_size * p.grad_accum, count, GSM8K_TRAIN_LONGEST[p.batch_size])
+        steps["training"] = training_minutes(gpu, p.batch_size * p.grad_accum, count, GSM8K_TRAIN_MEAN)
         steps["probe"] = generation_minutes(gpu, 8, 8, p.max_new_tokens)
     elif notebook == "04":
         longest = GSM8K_ANSWER_LONGEST[p.eval_batch_size]

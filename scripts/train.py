@@ -194,6 +194,7 @@ def main(argv=None) -> int:
         lr_scheduler_type="cosine",
         warmup_steps=warmup,
         max_length=profile.max_length,
+        train_sampling_strategy="group_by_length",  # as notebook 03: less padding to compute
         completion_only_loss=True,
         fp16=profile.fp16,
         bf16=profile.bf16,

@@ -36,7 +36,7 @@ GRADING = lesson_functions("02_dataset_and_baseline.ipynb", "cell-12")
 GENERATION = lesson_functions("02_dataset_and_baseline.ipynb", "generate-01")
 STATS = lesson_functions("04_evaluate_and_compare.ipynb", "stats-01")
 CHAT = lesson_functions("05_use_share_merge.ipynb", "cell-08")
-REALISTIC = [json.loads(line) for line in (ROOT / "tests" / "realistic_outputs.jsonl").read_text().splitlines()
+REALISTIC = [json.loads(line) for line in (ROOT / "data" / "realistic_outputs.jsonl").read_text().splitlines()
              if line.strip()]
 
 

@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 
 from llmcourse.data import LM_EVAL_FLEXIBLE_PATTERN, LM_EVAL_STRICT_PATTERN, grade
 
-FIXTURE = Path(__file__).with_name("realistic_outputs.jsonl")
+FIXTURE = Path(__file__).resolve().parents[1] / "data" / "realistic_outputs.jsonl"
 
 # filter_list of lm_eval/tasks/gsm8k/gsm8k.yaml: name -> (regex_pattern, group_select).
 FILTERS = {

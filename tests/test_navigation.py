@@ -332,3 +332,23 @@ def test_the_link_check_fails_on_a_broken_local_link_and_skips_code_and_web_link
     failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
     assert len(failed) == 2, result.stdout
     assert "notes/missing.md" in failed[0] + failed[1] and "figures/missing.png" in failed[0] + failed[1]
+
+
+def test_benchmark_results_are_quoted_where_the_markers_are(built):
+    """The seeds table goes into the README and notebook 03, the batched ratio into notebook 02; a changed result
+    file makes --check fail until the build copies it; a missing one says which script writes it."""
+    nav = _load_script()
+    readme, lesson = (built / "README.md").read_text(), read(built / "notebooks/03_lora_sft_training.ipynb")
+    table = nav.result_text(built, "seeds")
+    assert table in readme and any(table in c.source for c in lesson.cells)
+    seeds = built / nav.GENERATED_FROM["seeds"]
+    seeds.write_text(seeds.read_text() + "\nA planted line.\n") if seeds.exists() else seeds.write_text("A planted line.\n")
+    assert any("README.md: generated section(s) out of date: seeds" in p for p in check(built))
+    assert any("03_lora_sft_training.ipynb: seeds section differs" in p for p in check(built))
+    seeds.unlink()
+    assert "`python benchmarks/cpu_track_seeds.py` writes" in nav.result_text(built, "seeds")
+    batched = built / nav.GENERATED_FROM["batched"]
+    batched.write_text('{"threads": 2, "questions": 32, "batch_size": 25, "batched_s": 10.0, '
+                       '"one_at_a_time_s": 80.0, "speedup": 8.0, "identical_answers": 31}')
+    assert "**8.0x faster**, with 31 of 32 answers identical" in nav.result_text(built, "batched")
+    assert any("02_dataset_and_baseline.ipynb: batched section differs" in p for p in check(built))

@@ -461,6 +461,9 @@ def test_budget_time_counts_padding_and_the_whole_notebook():
     assert "whole notebook" in even.table() and "install" in even.table()
     cpu = training.predict_budget(token_lengths=[200] * 100, **{**common, "profile": "cpu"})
     assert cpu.other_minutes == {} and cpu.notebook_minutes == cpu.minutes
+    # Rows grouped by length (notebook 03's train_sampling_strategy): a batch is padded to about the mean row.
+    grouped = training.predict_budget(token_lengths=[100] * 50 + [300] * 50, grouped_by_length=True, **common)
+    assert grouped.tokens == grouped.real_tokens == even.tokens and grouped.minutes < skewed.minutes
 
 
 def test_predicted_and_measured_memory_use_one_unit():
