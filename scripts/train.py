@@ -48,6 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--gradient-checkpointing", default=None, choices=("true", "false"))
     p.add_argument("--full-epoch", action="store_true", help="the whole training split, one epoch")
     p.add_argument("--stop-after-steps", type=int, default=None, help="stop early, as a disconnect would")
+    p.add_argument("--train-seed", type=int, default=42, help="notebook 03's TRAIN_SEED: LoRA init, dropout, row order")
     p.add_argument("--plan", action="store_true", help="print the memory arithmetic per GPU and exit")
     p.add_argument("--gpus", type=int, default=2, help="with --plan: GPUs to share the model (FSDP)")
     return p.parse_args(argv)
@@ -119,7 +120,7 @@ def main(argv=None) -> int:
         from llmcourse.data import split_size
 
         profile = profile.with_overrides(train_size=split_size(profile.dataset, "train") or 10**9, max_steps=-1)
-    stop_after = check_knob("STOP_AFTER_STEPS", args.stop_after_steps)
+    stop_after, TRAIN_SEED = check_knob("STOP_AFTER_STEPS", args.stop_after_steps), check_knob("TRAIN_SEED", args.train_seed)
     prompt_format = check_knob("PROMPT_FORMAT", args.prompt_format) or default_prompt_format(profile.model_id)
 
     import torch
@@ -160,7 +161,8 @@ def main(argv=None) -> int:
     total_steps = steps_for(len(train_rows), profile.batch_size, profile.grad_accum * world, profile.max_steps)
     warmup = max(1, total_steps // 20)
     run_name = (f"{profile.model_id.split('/')[-1].split(':')[-1]}_{prompt_format}_r{profile.lora_r}"
-                f"_n{len(train_rows)}_s{total_steps}_lr{profile.learning_rate:g}" + (f"_p{world}" if world > 1 else ""))
+                f"_n{len(train_rows)}_s{total_steps}_lr{profile.learning_rate:g}_seed{TRAIN_SEED}"
+                + (f"_p{world}" if world > 1 else ""))
     checkpoint_dir = course_folder(profile.name, "checkpoints") / run_name
     log(profile.table())
     log(f"{world} process(es){' with FSDP' if fsdp else ''}: effective batch {profile.batch_size} x "
@@ -208,7 +210,7 @@ def main(argv=None) -> int:
         save_total_limit=2,
         report_to="none",
         use_cpu=not torch.cuda.is_available(),
-        seed=42,
+        seed=TRAIN_SEED,
     )
     trainer = SFTTrainer(model=model, args=sft_config, train_dataset=train_dataset, processing_class=tokenizer,
                          peft_config=lora_config)

@@ -55,7 +55,7 @@ def test_two_processes_train_in_sync_resume_and_save_an_adapter_04_loads(tmp_pat
     assert "(4 of 4 steps)" in second
 
     run_dir = next((home / "smoke" / "checkpoints").iterdir())
-    assert run_dir.name.endswith("_s4_lr0.001_p2")
+    assert run_dir.name.endswith("_s4_lr0.001_seed42_p2")
     ranks = [json.loads((run_dir / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["rank"] for r in ranks] == [0, 1] and all(r["world_size"] == 2 for r in ranks)
     assert all(r["global_step"] == 4 and r["resumed_from"] for r in ranks)
