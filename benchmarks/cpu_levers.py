@@ -13,17 +13,15 @@ teaching guard measures). Results are printed and appended to ``benchmarks/resul
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import sys
 import time
 from pathlib import Path
 
-import nbformat
-
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from test_teaching import train_like_notebook_03  # noqa: E402
+
 from llmcourse import prompts  # noqa: E402
 from llmcourse.data import fixed_subset, load_split  # noqa: E402
 from llmcourse.evaluation import EvalSettings, evaluate  # noqa: E402
@@ -37,19 +35,11 @@ VARIANTS = {"random batches": (GROUPED, 'train_sampling_strategy="random",'), "g
 
 
 def trainer_from_notebook_03(profile, output_dir: Path, replace: tuple[str, str] | None = None):
-    """Notebook 03's parameters, LoRA, dataset and trainer cells, run as they are (``replace``: one edit first)."""
-    cells = {c.get("id"): c.source for c in nbformat.read(ROOT / "notebooks/03_lora_sft_training.ipynb", 4).cells}
+    """A fresh 4-bit model, then notebook 03's trainer built by its own cells, as the teaching guard builds it."""
     fmt = prompts.default_prompt_format(profile.model_id)
     model, tokenizer = load_course_model(profile.model_id, profile.compute_dtype, profile.name, print_fn=lambda _: None)
-    namespace = {"profile": profile, "prompt_format": fmt, "model": model, "tokenizer": tokenizer,
-                 "course_folder": lambda profile_name, name: output_dir / name}
-    with contextlib.redirect_stdout(io.StringIO()):
-        for cell_id in ("cell-03", "cell-09", "cell-11", "cell-13"):
-            source = cells[cell_id]
-            if replace and replace[0] in source:
-                source = source.replace(*replace)
-            exec(compile(source, f"03:{cell_id}", "exec"), namespace)
-    return namespace["trainer"], tokenizer, fmt
+    trainer, _ = train_like_notebook_03(model, tokenizer, profile, fmt, output_dir, replace)
+    return trainer, tokenizer, fmt
 
 
 def record(result: dict) -> None:

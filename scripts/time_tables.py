@@ -27,11 +27,12 @@ N_PARAMS_B = 8.03
 GSM8K_TRAIN_MEAN = 141  # prompt + solution + end token, training split (random batches of 4: longest 196)
 GSM8K_ANSWER_LONGEST = {32: 177, 64: 193}  # worked solution + end token (what a fine-tuned model writes)
 SEEDS_RESULT = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "cpu_track_seeds.json"
+SEEDS = json.loads(SEEDS_RESULT.read_text())["seeds"]  # benchmarks/cpu_track_seeds.py's runs
 
 
 def _seeds(notebook: str) -> float:
-    """The slowest minutes of ``notebook`` over the cpu track's seeds (``benchmarks/cpu_track_seeds.py``)."""
-    return max(row["minutes"][notebook] for row in json.loads(SEEDS_RESULT.read_text())["seeds"])
+    """The slowest minutes of ``notebook`` over the cpu track's seeds."""
+    return max(row["minutes"][notebook] for row in SEEDS)
 
 
 # Measured times, by notebook then profile: (what the notebook's table says, the README's column).

@@ -42,14 +42,16 @@ NOTEBOOK_03 = Path(__file__).resolve().parents[1] / "notebooks" / "03_lora_sft_t
 LESSON_CELLS = ("cell-03", "cell-09", "cell-11", "cell-13")
 
 
-def train_like_notebook_03(model, tokenizer, profile, prompt_format, output_dir):
-    """Run notebook 03's cells that build the trainer, in a namespace holding what earlier cells define."""
+def train_like_notebook_03(model, tokenizer, profile, prompt_format, output_dir, replace=None):
+    """Run notebook 03's cells that build the trainer, in a namespace holding what earlier cells define.
+    ``replace``: one ``(old, new)`` edit of the cells' source first (benchmarks/cpu_levers.py changes one lever)."""
     cells = {c.get("id"): c.source for c in nbformat.read(NOTEBOOK_03, as_version=4).cells}
     namespace = {"profile": profile, "prompt_format": prompt_format, "model": model, "tokenizer": tokenizer,
                  "course_folder": lambda profile_name, name: Path(output_dir) / name}
     with contextlib.redirect_stdout(io.StringIO()):
         for cell_id in LESSON_CELLS:
-            exec(compile(cells[cell_id], f"03:{cell_id}", "exec"), namespace)
+            source = cells[cell_id].replace(*replace) if replace else cells[cell_id]
+            exec(compile(source, f"03:{cell_id}", "exec"), namespace)
     examples = namespace["train_dataset"].to_list()
     return namespace["trainer"], examples
 
