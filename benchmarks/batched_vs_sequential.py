@@ -2,16 +2,20 @@
 
     python benchmarks/batched_vs_sequential.py                  # cpu profile: SmolLM2-135M in NF4, fp32
     python benchmarks/batched_vs_sequential.py --questions 16   # fewer questions, quicker
+    python benchmarks/batched_vs_sequential.py --also-batch-size 25   # and the batched path at 25 a batch
 
 Both paths answer the same questions from ``data/`` with the same greedy decoding, stop rule and
-``max_new_tokens``; the script reports how many answers are identical and the speed ratio. Timings
-are printed, never asserted: machines are noisy.
+``max_new_tokens``; the script reports how many answers are identical and the speed ratio. Each path
+runs once a round (``--rounds``, 3 by default, the order reversed every other round): the ratio is the
+median of the rounds' ratios, each measured side by side. Timings are printed, never asserted:
+machines are noisy.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 
 import torch
@@ -41,6 +45,9 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--max-new-tokens", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=3, help="time every path this many times (medians reported)")
+    parser.add_argument("--also-batch-size", type=int, default=None,
+                        help="also time the batched path at this batch size, in the same run")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
@@ -63,14 +70,32 @@ def main() -> None:
     texts = [prompts.generation_prompt(r["question"], fmt, tokenizer) for r in rows]
     end_ids, stops = prompts.end_token_ids(tokenizer, fmt), prompts.stop_strings(fmt)
 
-    started = time.perf_counter()
-    batched, stats = generate_batched(model, tokenizer, texts, batch_size=batch_size, max_new_tokens=max_new,
-                                      end_token_ids=end_ids, stop_strings=stops, progress=False)
-    batched_s = time.perf_counter() - started
-    started = time.perf_counter()
-    single, single_tokens = one_at_a_time(model, tokenizer, texts, max_new, end_ids, stops)
-    single_s = time.perf_counter() - started
+    def batched_path(size):
+        return generate_batched(model, tokenizer, texts, batch_size=size, max_new_tokens=max_new,
+                                end_token_ids=end_ids, stop_strings=stops, progress=False)
 
+    paths = {"batched": lambda: batched_path(batch_size),
+             "one_at_a_time": lambda: one_at_a_time(model, tokenizer, texts, max_new, end_ids, stops)}
+    if args.also_batch_size:
+        paths["also"] = lambda: batched_path(args.also_batch_size)
+    # The first ``generate`` of a process pays one-time set-up (kernels, allocator): pay it before any clock.
+    generate_batched(model, tokenizer, texts[:1], batch_size=1, max_new_tokens=4, end_token_ids=end_ids,
+                     stop_strings=stops, progress=False)
+    seconds: dict[str, list[float]] = {name: [] for name in paths}
+    answers = {}
+    for round_ in range(args.rounds):  # every path once a round, in reversed order every other round
+        for name in list(paths)[:: 1 if round_ % 2 == 0 else -1]:
+            started = time.perf_counter()
+            answers[name] = paths[name]()
+            seconds[name].append(time.perf_counter() - started)
+        print(f"round {round_ + 1}: " + ", ".join(f"{name} {s[-1]:.1f} s" for name, s in seconds.items()))
+
+    def ratio(name: str) -> dict:  # one-at-a-time seconds over this path's, round by round (side by side)
+        ratios = [single / other for single, other in zip(seconds["one_at_a_time"], seconds[name], strict=True)]
+        return {"speedup": round(statistics.median(ratios), 2), "speedup_each_round": [round(r, 2) for r in ratios]}
+
+    (batched, stats), (single, single_tokens) = answers["batched"], answers["one_at_a_time"]
+    batched_s, single_s = statistics.median(seconds["batched"]), statistics.median(seconds["one_at_a_time"])
     identical = sum(a.output == b.output for a, b in zip(batched, single, strict=True))
     figures = {
         "model": profile.model_id,
@@ -78,13 +103,17 @@ def main() -> None:
         "batch_size": batch_size,
         "max_new_tokens": max_new,
         "threads": torch.get_num_threads(),
+        "rounds": args.rounds,
         "identical_answers": identical,
-        "batched_s": round(batched_s, 2),
+        "batched_s": round(batched_s, 2),  # the median over the rounds
         "batched_tokens_per_s": round(stats.new_tokens / batched_s, 1),
         "one_at_a_time_s": round(single_s, 2),
         "one_at_a_time_tokens_per_s": round(single_tokens / single_s, 1),
-        "speedup": round(single_s / batched_s, 2),
+        **ratio("batched"),
     }
+    if args.also_batch_size:
+        figures["also"] = {"batch_size": args.also_batch_size,
+                           "batched_s": round(statistics.median(seconds["also"]), 2), **ratio("also")}
     for key, value in figures.items():
         print(f"{key:28} {value}")
     differing = [(r["id"], a.output, b.output) for r, a, b in zip(rows, batched, single, strict=True)

@@ -331,7 +331,7 @@ def training_check(model, tokenizer, profile_name: str, steps: int, rows: list[d
         hidden_size=model.config.hidden_size, layers=model.config.num_hidden_layers, vocab_size=model.config.vocab_size,
         lora_params=trainable, token_lengths=lengths, batch_size=profile.batch_size, grad_accum=profile.grad_accum,
         steps=planned_steps, gradient_checkpointing=profile.gradient_checkpointing, profile=profile_name,
-        other_minutes={},
+        other_minutes={}, grouped_by_length=group_by_length,
     )
     free_memory()
     reset_peak_memory()

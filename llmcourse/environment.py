@@ -34,7 +34,8 @@ DRIVE_ROOT = Path(os.environ.get("COURSE_DRIVE_MOUNT", "/content/drive")) / "MyD
 DRIVE_FOLDER = "llm-reasoning-course"
 # Free disk a profile needs: the 8B model's 16 GB download plus checkpoints and results.
 DISK_NEEDED_GB = {"t4": 20.0, "ampere": 20.0, "cpu": 2.0, "smoke": 0.5}
-# Below these a GPU profile still runs, with advice: a T4 has 15.8 GB, a free Colab 13.6 GB of RAM.
+COLAB_FREE_RAM_GB = 13.6  # a free Colab runtime's RAM, in GB (10^9 bytes): its gauge shows 12.7 (GiB)
+# Below these a GPU profile still runs, with advice: a T4 has 15.8 GB, a free Colab COLAB_FREE_RAM_GB of RAM.
 ADVISED_GPU_GB, ADVISED_RAM_GB = 15.0, 13.0
 OK, BAD = "✓", "✗"
 
@@ -341,7 +342,7 @@ def run_preflight(profile, requirements: str | os.PathLike[str] | None = None, t
         say(OK, "GPU: none (not needed by this profile)")
     say(OK, f"RAM: {report.ram_gb:.1f} GB")
     if profile.uses_gpu and report.ram_gb < ADVISED_RAM_GB:
-        warn(f"only {report.ram_gb:.1f} GB of RAM (a free Colab has 13.6 GB): loading works; in notebook 05, "
+        warn(f"only {report.ram_gb:.1f} GB of RAM (a free Colab has {COLAB_FREE_RAM_GB} GB): loading works; in notebook 05, "
              "restart the runtime before merging the adapter")
 
     needed = DISK_NEEDED_GB.get(profile.name, 2.0) if needed_disk_gb is None else needed_disk_gb

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from llmcourse.environment import free_memory, is_out_of_memory
+from llmcourse.prompts import add_special_tokens
 from llmcourse.troubleshooting import CourseError
 
 
@@ -63,11 +64,9 @@ def generate_batched(model, tokenizer, prompts: list[str], *, batch_size: int, m
         while done < len(order):
             chunk = order[done : done + batch_size]
             batch = [prompts[i] for i in chunk]
-            # A chat template already starts with the BOS token: adding it again would double it.
-            add_special = not (tokenizer.bos_token and all(p.startswith(tokenizer.bos_token) for p in batch))
-            try:
+            try:  # a chat template already starts with the BOS token: adding it again would double it
                 encoded = tokenizer(batch, return_tensors="pt", padding=True,
-                                    add_special_tokens=add_special).to(model.device)
+                                    add_special_tokens=add_special_tokens(tokenizer, batch)).to(model.device)
                 with torch.inference_mode():
                     out = model.generate(
                         **encoded, do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=sorted(end_ids),

@@ -92,7 +92,8 @@ _NO_CHECKPOINTING = "on a CPU, recomputing activations costs time for little mem
 _SHORT_DATA = "the longest training example in data/ is 150 tokens with SmolLM2's tokenizer, 133 with Llama 3's"
 _AMPERE_BATCH = "24-80 GB hold 16 rows at once: the T4's 16 examples a step, without accumulating"
 _CPU_BATCH = ("no memory to save: 4 rows a step, no accumulation (300 steps over data/'s 1,200 rows); on 480 rows, "
-              "twice the steps of 8 a step in the same time taught more (20% against 6%: benchmarks/results/cpu_levers.jsonl)")
+              "twice the steps of 8 a step in the same time taught more (one run each, 50 questions: 20% against 6%; "
+              "benchmarks/results/cpu_levers.jsonl)")
 PROFILES: dict[str, Profile] = {
     "t4": Profile(
         "t4", "free Colab T4 or any pre-Ampere GPU: Llama 3.1 8B in NF4, fp16 compute", LLAMA_BASE, "float16",
@@ -106,12 +107,15 @@ PROFILES: dict[str, Profile] = {
         batch_size=16, grad_accum=1, changes={"batch_size": _AMPERE_BATCH, "grad_accum": _AMPERE_BATCH}),
     "cpu": Profile(
         "cpu", "no GPU or no Hub: SmolLM2-135M-Instruct in NF4 with fp32 compute, the project's data/", SMOLLM2,
-        "float32", "local", eval_size=100, eval_batch_size=25, save_steps=25,
+        # Every decoding step on a CPU pays a fixed cost (the 4-bit weights, whatever the rows) and little more
+        # per extra row: 50 a batch amortises it (100 questions in 2 batches; benchmarks/batched_vs_sequential.py).
+        "float32", "local", eval_size=100, eval_batch_size=50, save_steps=25,
         max_new_tokens=100,  # the longest worked solution in data/ is 85 tokens
         train_size=None, learning_rate=1e-3, grad_accum=1, max_length=256, optim="adamw_torch",  # all 1,200 rows
         gradient_checkpointing=False,
         changes={"learning_rate": "SmolLM2-135M, the model a CPU can train, is 60x smaller than the 8B: it takes "
-                 "a 5x larger step (2e-3 taught less: benchmarks/results/cpu_levers.jsonl)", "grad_accum": _CPU_BATCH, "max_length": _SHORT_DATA, "optim": _NO_PAGING,
+                 "a 5x larger step (2e-3 taught less at 4 rows a step, one run on 50 questions: 16% against 20%; "
+                 "benchmarks/results/cpu_levers.jsonl)", "grad_accum": _CPU_BATCH, "max_length": _SHORT_DATA, "optim": _NO_PAGING,
                  "gradient_checkpointing": _NO_CHECKPOINTING}),
     "smoke": Profile(
         "smoke", "CI: a tiny random Llama with the real Llama 3 tokenizer, a few rows, minutes", TINY_LLAMA,

@@ -21,6 +21,12 @@ def default_prompt_format(model_id: str) -> str:
     return "chat" if chat else "plain"
 
 
+def add_special_tokens(tokenizer, texts: Sequence[str]) -> bool:
+    """Whether the tokenizer should add its BOS token to ``texts``: not when they start with it already (a chat
+    template writes its own; a second one would shift every answer)."""
+    return not (tokenizer.bos_token and all(text.startswith(tokenizer.bos_token) for text in texts))
+
+
 def plain_prompt(question: str) -> str:
     return f"Question: {question.strip()}\nAnswer:"
 

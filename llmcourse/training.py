@@ -29,6 +29,15 @@ def _is_4bit(param) -> bool:
     return param.__class__.__name__ == "Params4bit"  # two 4-bit numbers per stored byte
 
 
+def refuse_weights_packed_for_generation(model) -> None:
+    """Pitfall 14: on CPUs with AVX512-BF16, bitsandbytes repacks the 4-bit weights for generation the first time the
+    model runs in eval mode without gradients; that layout has no backward pass, so training would learn nothing."""
+    packed = [p for p in model.parameters()
+              if _is_4bit(p) and getattr(getattr(p, "quant_state", None), "packing_format_for_cpu", False)]
+    if packed:
+        raise CourseError("trained_after_generating", f"{len(packed)} of its 4-bit weight matrices are in that layout")
+
+
 def trainable_parameters(model) -> tuple[int, int]:
     """(trainable, total) parameter counts; 4-bit packed weights count as the numbers they hold."""
     counts = [(p.numel() * (2 if _is_4bit(p) else 1), p.requires_grad) for p in model.parameters()]
@@ -85,7 +94,8 @@ class Budget:
     minutes: float
     basis: str
     real_tokens: int = 0
-    longest_row: float = 0.0
+    padded_row: float = 0.0  # the length a row is padded to, on average
+    grouped: bool = False  # rows grouped by length (else random batches)
     other_minutes: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -98,7 +108,8 @@ class Budget:
                  f"  activations + logits    {self.activations_gb:6.2f} GB",
                  f"  predicted peak          {self.peak_gb:6.2f} GB  (GB = 10^9 bytes, as measured below)",
                  f"  tokens to train on      {self.real_tokens:,} real, {self.tokens:,} with padding "
-                 f"(a batch padded to its longest row: {self.longest_row:.0f} tokens)",
+                 + (f"(rows grouped by length: a batch padded to about the mean row, {self.padded_row:.0f} tokens)"
+                    if self.grouped else f"(a random batch padded to its longest row: {self.padded_row:.0f} tokens)"),
                  f"  predicted training      {self.minutes:6.1f} min  ({self.basis})"]
         lines += [f"  {step:<23} {minutes:6.1f} min" for step, minutes in self.other_minutes.items()]
         if self.other_minutes:
@@ -129,13 +140,19 @@ def predict_budget(*, quantized_params: float, other_params: float, other_bytes:
                    other_minutes: dict[str, float] | None = None, grouped_by_length: bool = False) -> Budget:
     """Peak memory and minutes from the model's shape and the real token lengths; ``other_params`` (not 4-bit)
     take ``other_bytes`` each; ``other_minutes`` default to ``timings``' other steps of notebook 03. Rows
-    ``grouped_by_length`` fill a batch with rows about as long as each other: padded to about the mean."""
+    ``grouped_by_length`` fill a batch with rows about as long as each other: padded to about the mean; and the
+    trainer then runs the batch that holds the longest row first (so an out-of-memory error shows at step 1)."""
     from llmcourse.environment import GB
 
     weights = (quantized_params * 0.5 * 1.03 + other_params * other_bytes) / GB  # NF4 + ~3% block scales
     lora_opt = lora_params * 4 * 4 / GB  # fp32 weight, gradient and Adam's two moments
     lengths = sorted(token_lengths)
-    seq = lengths[min(len(lengths) - 1, int(0.95 * len(lengths)))] if lengths else 0  # a long batch
+    if not lengths:
+        seq = 0
+    elif grouped_by_length:  # transformers' length-grouped sampler puts the longest row in the first batch
+        seq = lengths[-1]
+    else:  # a long batch of the random order
+        seq = lengths[min(len(lengths) - 1, int(0.95 * len(lengths)))]
     # Bytes kept for the backward pass per hidden unit, token and layer: the layer input alone with
     # gradient checkpointing; ~34 without (Korthikanti et al. 2022, 16-bit activations).
     acts = batch_size * seq * hidden_size * layers * (2 if gradient_checkpointing else 34) / GB
@@ -152,7 +169,7 @@ def predict_budget(*, quantized_params: float, other_params: float, other_bytes:
 
         other_minutes = other_steps("03", profile)
     return Budget(weights, lora_opt, acts + logits, weights + lora_opt + acts + logits + overhead, tokens,
-                  tokens / rate / 60, basis, real_tokens, longest, dict(other_minutes))
+                  tokens / rate / 60, basis, real_tokens, longest, grouped_by_length, dict(other_minutes))
 
 
 def steps_for(rows: int, batch_size: int, grad_accum: int, max_steps: int) -> int:

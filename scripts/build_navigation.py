@@ -312,9 +312,21 @@ def result_text(root: Path, name: str) -> str:
         return f"Not measured yet: `python {MADE_BY[name]}` writes `{GENERATED_FROM[name]}`."
     if path.suffix == ".json":  # batched_vs_sequential.py's figures
         f = json.loads(path.read_text())
-        return (f"Measured on the cpu track ({f['threads']} threads, `{MADE_BY[name]}`): {f['questions']} questions "
-                f"in batches of {f['batch_size']} took {f['batched_s']:.0f} s, one at a time {f['one_at_a_time_s']:.0f} s: "
+
+        def batched(figures: dict) -> str:
+            count = -(-f["questions"] // figures["batch_size"])
+            return f"batched (up to {figures['batch_size']} a batch: {count} batch{'es' * (count > 1)})"
+
+        text = (f"Measured on the cpu track ({f['threads']} threads, `{MADE_BY[name]}`): {f['questions']} questions "
+                f"{batched(f)} took {f['batched_s']:.0f} s, one at a time {f['one_at_a_time_s']:.0f} s: "
                 f"**{f['speedup']:.1f}x faster**, with {f['identical_answers']} of {f['questions']} answers identical.")
+        if rounds := f.get("speedup_each_round"):
+            text += (f" (Times are medians of {len(rounds)} rounds, each path once a round; the rounds' ratios: "
+                     f"{', '.join(f'{r:.1f}x' for r in rounds)}.)")
+        if also := f.get("also"):  # the same questions at another batch size, in the same run
+            text += (f" The same questions {batched(also)} took {also['batched_s']:.0f} s ({also['speedup']:.1f}x): "
+                     "every decoding step pays a fixed cost whatever the number of rows, so fewer, fuller batches win.")
+        return text
     return path.read_text().strip()
 
 

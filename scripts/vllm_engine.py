@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmcourse.generation import Generation, GenerationStats, cut_answer
+from llmcourse.prompts import add_special_tokens
 
 
 @dataclass
@@ -52,8 +53,8 @@ def generate_vllm(model: VllmModel, tokenizer, prompts: list[str], *, batch_size
     params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, stop_token_ids=sorted(set(end_token_ids)),
                             stop=list(stop_strings) or None, skip_special_tokens=True, detokenize=True)
     # as generate_batched encodes: no second BOS token after a chat template's own
-    encoded = [{"prompt_token_ids": tokenizer(p, add_special_tokens=not (tokenizer.bos_token and p.startswith(
-        tokenizer.bos_token)))["input_ids"]} for p in prompts]
+    encoded = [{"prompt_token_ids": tokenizer(p, add_special_tokens=add_special_tokens(tokenizer, [p]))["input_ids"]}
+               for p in prompts]
     start = time.perf_counter()
     outputs = model.llm.generate(encoded, params, lora_request=model.lora_request, use_tqdm=progress)
     wall = time.perf_counter() - start

@@ -27,7 +27,18 @@ def tiny_llama_path(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_llama_4bit(tiny_llama_path):
-    """The tiny Llama loaded as the notebooks load a model: NF4 weights, fp32 compute, on the CPU."""
+    """The tiny Llama loaded as the notebooks load a model: NF4 weights, fp32 compute, on the CPU (one for the
+    session: a test that must know the model never generated takes ``fresh_tiny_llama_4bit``)."""
+    return load_tiny_llama_4bit(tiny_llama_path)
+
+
+@pytest.fixture
+def fresh_tiny_llama_4bit(tiny_llama_path):
+    """The same, loaded for this test alone."""
+    return load_tiny_llama_4bit(tiny_llama_path)
+
+
+def load_tiny_llama_4bit(tiny_llama_path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 

@@ -350,5 +350,10 @@ def test_benchmark_results_are_quoted_where_the_markers_are(built):
     batched = built / nav.GENERATED_FROM["batched"]
     batched.write_text('{"threads": 2, "questions": 32, "batch_size": 25, "batched_s": 10.0, '
                        '"one_at_a_time_s": 80.0, "speedup": 8.0, "identical_answers": 31}')
+    assert "batched (up to 25 a batch: 2 batches) took 10 s" in nav.result_text(built, "batched")
     assert "**8.0x faster**, with 31 of 32 answers identical" in nav.result_text(built, "batched")
+    batched.write_text('{"threads": 2, "questions": 32, "batch_size": 50, "batched_s": 10.0, "one_at_a_time_s": 80.0, '
+                       '"speedup": 8.0, "identical_answers": 31, "also": {"batch_size": 16, "batched_s": 20.0, "speedup": 4.0}}')
+    assert ("batched (up to 50 a batch: 1 batch) took 10 s" in nav.result_text(built, "batched")
+            and "The same questions batched (up to 16 a batch: 2 batches) took 20 s (4.0x)" in nav.result_text(built, "batched"))
     assert any("02_dataset_and_baseline.ipynb: batched section differs" in p for p in check(built))

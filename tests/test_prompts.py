@@ -9,6 +9,7 @@ import pytest
 from llmcourse.data import ANSWER_FORMAT_INSTRUCTION, grade
 from llmcourse.profiles import LLAMA_BASE, LLAMA_BASE_UNGATED, LLAMA_INSTRUCT, SMOLLM2, TINY_LLAMA
 from llmcourse.prompts import (
+    add_special_tokens,
     choose_pad_token,
     default_prompt_format,
     end_token_ids,
@@ -247,3 +248,14 @@ def test_end_token_ids_fake_chat_skips_unknown_tokens() -> None:
     )
     assert end_token_ids(tokenizer, "chat") == [1, 2]
     assert end_token_ids(tokenizer, "plain") == [1]
+
+
+def test_the_bos_token_is_added_once(llama_tokenizer) -> None:
+    """A chat template writes its own BOS token: the tokenizer must not add a second; a plain prompt needs it."""
+    chat = generation_prompt("What is 2 + 3?", "chat", llama_tokenizer)
+    plain = plain_prompt("What is 2 + 3?")
+    assert chat.startswith(llama_tokenizer.bos_token)
+    assert not add_special_tokens(llama_tokenizer, [chat])
+    assert add_special_tokens(llama_tokenizer, [plain]) and add_special_tokens(llama_tokenizer, [chat, plain])
+    ids = llama_tokenizer(chat, add_special_tokens=add_special_tokens(llama_tokenizer, [chat]))["input_ids"]
+    assert ids.count(llama_tokenizer.bos_token_id) == 1

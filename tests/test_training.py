@@ -464,6 +464,12 @@ def test_budget_time_counts_padding_and_the_whole_notebook():
     # Rows grouped by length (notebook 03's train_sampling_strategy): a batch is padded to about the mean row.
     grouped = training.predict_budget(token_lengths=[100] * 50 + [300] * 50, grouped_by_length=True, **common)
     assert grouped.tokens == grouped.real_tokens == even.tokens and grouped.minutes < skewed.minutes
+    assert "grouped by length" in grouped.table() and "random batch" in skewed.table()
+    # ... and the trainer runs the batch with the longest row first: the memory is predicted at that row.
+    one_long = [180] * 99 + [400]
+    random_order = training.predict_budget(token_lengths=one_long, **common)
+    grouped = training.predict_budget(token_lengths=one_long, grouped_by_length=True, **common)
+    assert grouped.activations_gb == pytest.approx(random_order.activations_gb * 400 / 180)
 
 
 def test_predicted_and_measured_memory_use_one_unit():
@@ -475,3 +481,21 @@ def test_predicted_and_measured_memory_use_one_unit():
                                      steps=1, gradient_checkpointing=True, profile="cpu")
     assert budget.weights_gb == pytest.approx(1e9 * 0.5 * 1.03 / memory.GB)
     assert "10^9 bytes" in budget.table()
+
+
+def test_a_model_that_generated_on_a_cpu_with_avx512_bf16_is_refused_for_training(fresh_tiny_llama_4bit):
+    """Pitfall 14, on the real path: a fresh model may train; after one generation, bitsandbytes has repacked its
+    weights for generation where its 4-bit layers use the AVX512-BF16 path (this machine's CPU has it or not: the
+    test follows what bitsandbytes' own layers decided)."""
+    from llmcourse.generation import generate_batched
+
+    model, tok = fresh_tiny_llama_4bit
+    training.refuse_weights_packed_for_generation(model)  # never generated: no error
+    generate_batched(model, tok, [prompts.plain_prompt("What is 2 + 3?")], batch_size=1, max_new_tokens=2,
+                     end_token_ids=[tok.eos_token_id], progress=False)
+    if not any(getattr(m, "support_avx512bf16_for_cpu", False) for m in model.modules()):
+        training.refuse_weights_packed_for_generation(model)  # no repacking on this CPU: nothing to refuse
+        pytest.skip("this CPU has no AVX512-BF16: bitsandbytes does not repack, the check passed as it should")
+    with pytest.raises(CourseError) as err:
+        training.refuse_weights_packed_for_generation(model)
+    assert err.value.key == "trained_after_generating" and "Restart" in str(err.value)
