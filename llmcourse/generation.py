@@ -64,7 +64,8 @@ def generate_batched(model, tokenizer, prompts: list[str], *, batch_size: int, m
         while done < len(order):
             chunk = order[done : done + batch_size]
             batch = [prompts[i] for i in chunk]
-            try:  # a chat template already starts with the BOS token: adding it again would double it
+            try:
+                # A chat template already starts with the BOS token: add_special_tokens() leaves out a second one.
                 encoded = tokenizer(batch, return_tensors="pt", padding=True,
                                     add_special_tokens=add_special_tokens(tokenizer, batch)).to(model.device)
                 with torch.inference_mode():

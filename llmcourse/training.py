@@ -147,20 +147,17 @@ def predict_budget(*, quantized_params: float, other_params: float, other_bytes:
     weights = (quantized_params * 0.5 * 1.03 + other_params * other_bytes) / GB  # NF4 + ~3% block scales
     lora_opt = lora_params * 4 * 4 / GB  # fp32 weight, gradient and Adam's two moments
     lengths = sorted(token_lengths)
-    if not lengths:
-        seq = 0
-    elif grouped_by_length:  # transformers' length-grouped sampler puts the longest row in the first batch
-        seq = lengths[-1]
-    else:  # a long batch of the random order
-        seq = lengths[min(len(lengths) - 1, int(0.95 * len(lengths)))]
+    # A long batch's row: the longest when grouped (transformers' length-grouped sampler runs that batch first),
+    # else the 95th percentile of the random order.
+    seq = lengths[-1 if grouped_by_length else min(len(lengths) - 1, int(0.95 * len(lengths)))] if lengths else 0
     # Bytes kept for the backward pass per hidden unit, token and layer: the layer input alone with
     # gradient checkpointing; ~34 without (Korthikanti et al. 2022, 16-bit activations).
     acts = batch_size * seq * hidden_size * layers * (2 if gradient_checkpointing else 34) / GB
     logits = batch_size * seq * vocab_size * 4 * 2 / GB  # fp32 logits and their gradient
     overhead = 0.6 if profile in ("t4", "ampere") else 0.0  # CUDA context and allocator slack
     mean = sum(lengths) / max(len(lengths), 1)
-    longest = mean if grouped_by_length or not lengths else expected_longest(lengths, batch_size)
-    tokens = int(longest * batch_size * grad_accum * steps)  # what the GPU computes, padding included
+    padded_row = mean if grouped_by_length or not lengths else expected_longest(lengths, batch_size)
+    tokens = int(padded_row * batch_size * grad_accum * steps)  # what the GPU computes, padding included
     real_tokens = int(mean * batch_size * grad_accum * steps)
     rate = THROUGHPUT_TOKENS_PER_S_PER_BPARAM[profile] / max((quantized_params + other_params) / 1e9, 1e-9)
     basis = "measured rate on a 2-core CPU" if profile in ("cpu", "smoke") else "ESTIMATE, not measured"
@@ -169,7 +166,7 @@ def predict_budget(*, quantized_params: float, other_params: float, other_bytes:
 
         other_minutes = other_steps("03", profile)
     return Budget(weights, lora_opt, acts + logits, weights + lora_opt + acts + logits + overhead, tokens,
-                  tokens / rate / 60, basis, real_tokens, longest, grouped_by_length, dict(other_minutes))
+                  tokens / rate / 60, basis, real_tokens, padded_row, grouped_by_length, dict(other_minutes))
 
 
 def steps_for(rows: int, batch_size: int, grad_accum: int, max_steps: int) -> int:
